@@ -1,0 +1,53 @@
+"""The conversation store on IndexedDB, through web/js/db-bridge.js (Dexie).
+
+Implements ports.ConversationStore. Records are decoded with the core's tolerant
+decoders: a damaged record is shown as best it can be and never rewritten here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.conversation import (
+    Conversation,
+    Message,
+    conversation_from_record,
+    conversation_to_record,
+    message_from_record,
+    message_to_record,
+)
+from ..core.errors import StoreFailure
+from .ffi import call, js_object
+
+__all__ = ["DexieStore"]
+
+
+class DexieStore:
+    def __init__(self, bridge: Any) -> None:
+        self._db = bridge
+
+    async def open(self) -> None:
+        await call(self._db.open(), StoreFailure)
+
+    async def list_conversations(self) -> list[Conversation]:
+        records = await call(self._db.listConversations(), StoreFailure)
+        decoded = (conversation_from_record(r) for r in records if isinstance(r, dict))
+        return [c for c in decoded if c is not None]
+
+    async def get_messages(self, conversation_id: str) -> list[Message]:
+        records = await call(self._db.getMessages(conversation_id), StoreFailure)
+        decoded = (message_from_record(r) for r in records if isinstance(r, dict))
+        return [m for m in decoded if m is not None]
+
+    async def add_conversation(self, conversation: Conversation) -> None:
+        await call(self._db.addConversation(js_object(conversation_to_record(conversation))),
+                   StoreFailure)
+
+    async def add_message(self, message: Message, touch_updated_at: int | None) -> None:
+        await call(self._db.addMessage(js_object(message_to_record(message)), touch_updated_at),
+                   StoreFailure)
+
+    async def update_message(self, message: Message) -> None:
+        record = message_to_record(message)
+        del record["id"]
+        await call(self._db.updateMessage(message.id, js_object(record)), StoreFailure)

@@ -1,0 +1,89 @@
+"""The chat engine client: WebLLM's WebWorkerMLCEngine through web/js/engine-bridge.js.
+
+Implements ports.ChatEngine for both the real WebLLM worker and the simulated one (same
+worker protocol). Callbacks handed to JS are proxies owned here and destroyed when the
+call they serve is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..core.catalog import CATALOG
+from ..core.errors import EngineFailure
+from ..core.settings import EngineChoice, EngineKind
+from ..ports import ChatResult, DeltaCallback, ProgressCallback
+from .ffi import call, create_proxy, js_object
+
+__all__ = ["WorkerEngine", "sim_app_config"]
+
+
+def sim_app_config(site_base: str, scale: float) -> dict[str, Any]:
+    """WebLLM appConfig whose model records point at the simulated model host."""
+    records = []
+    for spec in CATALOG:
+        for f16 in (True, False):
+            model_id = spec.model_id(f16)
+            base = f"{site_base}sim-host/{scale:g}/{model_id}"
+            records.append({
+                "model": base,
+                "model_id": model_id,
+                "model_lib": f"{base}/resolve/main/model-webgpu.wasm",
+                "vram_required_MB": spec.vram_mb(f16),
+                "low_resource_required": spec.low_resource,
+                "overrides": {"context_window_size": spec.context_window},
+            })
+    return {"model_list": records}
+
+
+class WorkerEngine:
+    def __init__(self, bridge: Any, choice: EngineChoice, search: str, site_base: str) -> None:
+        kind = "sim" if choice.kind is EngineKind.SIM else "webllm"
+        options: dict[str, Any] = {"kind": kind, "search": search}
+        if choice.sim is not None:
+            options["appConfig"] = sim_app_config(site_base, choice.sim.scale)
+        self._progress: ProgressCallback | None = None
+        self._on_progress = create_proxy(self._forward_progress)
+        js_options = js_object(options)
+        js_options.onProgress = self._on_progress
+        self._handle = bridge.createEngine(js_options)
+        self._loaded: str | None = None
+
+    @property
+    def loaded_model(self) -> str | None:
+        return self._loaded
+
+    def _forward_progress(self, report: Any, *_: Any) -> None:
+        if self._progress is not None:
+            self._progress(float(report.progress), str(report.text))
+
+    async def load(self, model_id: str, on_progress: ProgressCallback) -> None:
+        self._progress = on_progress
+        try:
+            self._loaded = None
+            await call(self._handle.reload(model_id, 0), EngineFailure)
+            self._loaded = model_id
+        finally:
+            self._progress = None
+
+    async def chat(self, messages: Sequence[dict[str, str]],
+                   on_delta: DeltaCallback) -> ChatResult:
+        delta_proxy = create_proxy(lambda text, *_: on_delta(str(text)))
+        try:
+            options = js_object({})
+            options.onDelta = delta_proxy
+            result = await call(self._handle.chat(js_object(list(messages)), options),
+                                EngineFailure)
+        finally:
+            delta_proxy.destroy()
+        return ChatResult(str(result.get("content", "")), str(result.get("finishReason", "stop")),
+                          result.get("usage"))
+
+    @staticmethod
+    async def call_reload(handle: Any, model_id: str, timeout_ms: int = 30_000) -> None:
+        """Ask a bare engine handle to load a model (used by the self-test)."""
+        await call(handle.reload(model_id, timeout_ms), EngineFailure)
+
+    async def interrupt(self) -> None:
+        await call(self._handle.interrupt(), EngineFailure)

@@ -1,0 +1,1 @@
+"""The pure core: standard library only, no `js`, `pyodide` or `pyscript` (a test checks)."""

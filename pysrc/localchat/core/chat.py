@@ -1,0 +1,194 @@
+"""Chat use cases: open a conversation, send a message, stream and stop the reply.
+
+`ChatService` drives the ports (store, engine, clock) and records every outcome in the
+StateBox. It never touches the DOM: streamed text goes to `on_stream` listeners so the
+UI can patch one node per animation frame instead of re-rendering the thread.
+Storage failures never stop chatting: the conversation goes on unsaved, and the state
+says so (`storage_error`). Nothing stored is ever deleted or rewritten on error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..ports import ChatEngine, Clock, ConversationStore
+from .catalog import DEFAULT_MODEL_KEY, ModelSpec, model_for_key
+from .conversation import Conversation, Message, MessageStatus, Role, new_id, title_from
+from .errors import (
+    EngineFailure,
+    StoreFailure,
+    UserMessage,
+    explain_engine_failure,
+    explain_store_failure,
+)
+from .progress import parse_progress
+from .state import EngineStatus, StateBox
+
+__all__ = ["ChatService", "StreamListener"]
+
+StreamListener = Callable[[str, str], None]
+"""Called with (message id, new text) while a reply streams."""
+
+NO_GPU = UserMessage("Models can't run in this browser.",
+                     "No usable WebGPU device was found.",
+                     "Use a recent Chrome or Edge on a computer with a GPU.")
+
+
+def _sorted(conversations: list[Conversation] | tuple[Conversation, ...]
+            ) -> tuple[Conversation, ...]:
+    return tuple(sorted(conversations, key=lambda c: c.updated_at, reverse=True))
+
+
+class ChatService:
+    def __init__(self, box: StateBox, store: ConversationStore, engine: ChatEngine | None,
+                 clock: Clock) -> None:
+        self.box = box
+        self.store = store
+        self.engine = engine
+        self.clock = clock
+        self.persist = True
+        self._stream_listeners: list[StreamListener] = []
+
+    # --- listeners ---------------------------------------------------------------
+
+    def on_stream(self, listener: StreamListener) -> None:
+        self._stream_listeners.append(listener)
+
+    # --- storage -----------------------------------------------------------------
+
+    def _storage_failed(self, failure: StoreFailure) -> None:
+        self.persist = False
+        self.box.update(storage_error=explain_store_failure(failure))
+
+    async def start(self) -> None:
+        """Open the store and read the conversation list."""
+        try:
+            await self.store.open()
+            conversations = await self.store.list_conversations()
+        except StoreFailure as failure:
+            self._storage_failed(failure)
+            self.box.update(conversations_loaded=True)
+            return
+        self.box.update(conversations=_sorted(conversations), conversations_loaded=True)
+
+    async def open(self, conversation_id: str | None) -> None:
+        """Show a conversation (None: a new, unsaved chat)."""
+        state = self.box.state
+        if conversation_id is None:
+            self.box.update(active_id=None, not_found_id=None, messages=())
+            return
+        if conversation_id == state.active_id and state.not_found_id is None:
+            return
+        if not any(c.id == conversation_id for c in state.conversations):
+            self.box.update(active_id=None, not_found_id=conversation_id, messages=())
+            return
+        messages: list[Message] = []
+        if self.persist:
+            try:
+                messages = await self.store.get_messages(conversation_id)
+            except StoreFailure as failure:
+                self._storage_failed(failure)
+        self.box.update(active_id=conversation_id, not_found_id=None,
+                        messages=tuple(sorted(messages, key=lambda m: m.created_at)))
+
+    async def _save(self, action: str, *args: object) -> None:
+        if not self.persist:
+            return
+        try:
+            await getattr(self.store, action)(*args)
+        except StoreFailure as failure:
+            self._storage_failed(failure)
+
+    # --- sending -----------------------------------------------------------------
+
+    def model_spec(self, conversation: Conversation | None) -> ModelSpec:
+        key = conversation.model if conversation else DEFAULT_MODEL_KEY
+        return model_for_key(key) or model_for_key(DEFAULT_MODEL_KEY)  # type: ignore[return-value]
+
+    def model_id_for(self, spec: ModelSpec) -> str:
+        gpu = self.box.state.gpu
+        return spec.model_id(f16=bool(gpu and gpu.f16))
+
+    async def send(self, text: str) -> bool:
+        """Send a user message and stream the reply. False if nothing was sent."""
+        content = text.strip()
+        state = self.box.state
+        if not content or state.replying:
+            return False
+        now = self.clock.now_ms()
+        conversation = state.active
+        if conversation is None:
+            conversation = Conversation(new_id(), title_from(content), DEFAULT_MODEL_KEY, now, now)
+            self.box.update(conversations=_sorted((conversation, *state.conversations)),
+                            active_id=conversation.id, not_found_id=None, messages=())
+            await self._save("add_conversation", conversation)
+        user = Message(new_id(), conversation.id, Role.USER, content, None, now)
+        touched = replace(conversation, updated_at=now)
+        others = tuple(c for c in self.box.state.conversations if c.id != conversation.id)
+        self.box.update(conversations=_sorted((touched, *others)),
+                        messages=(*self.box.state.messages, user), replying=True)
+        await self._save("add_message", user, now)
+        try:
+            await self._reply(touched)
+        finally:
+            self.box.update(replying=False)
+        return True
+
+    async def _ensure_model(self, model_id: str) -> None:
+        assert self.engine is not None
+        if self.engine.loaded_model == model_id:
+            return
+
+        def progress(fraction: float, text: str) -> None:
+            self.box.update(engine=EngineStatus(self.engine.loaded_model if self.engine else None,
+                                                model_id, parse_progress(text, fraction)))
+
+        self.box.update(engine=EngineStatus(self.engine.loaded_model, model_id))
+        await self.engine.load(model_id, progress)
+        self.box.update(engine=EngineStatus(self.engine.loaded_model))
+
+    def _history(self) -> list[dict[str, str]]:
+        return [{"role": m.role.value, "content": m.content} for m in self.box.state.messages
+                if m.status is not MessageStatus.ERROR and m.content]
+
+    async def _reply(self, conversation: Conversation) -> None:
+        spec = self.model_spec(conversation)
+        model_id = self.model_id_for(spec)
+        reply = Message(new_id(), conversation.id, Role.ASSISTANT, "", model_id,
+                        self.clock.now_ms(), MessageStatus.STREAMING)
+        history = self._history()
+        self.box.update(messages=(*self.box.state.messages, reply))
+        gpu = self.box.state.gpu
+        if self.engine is None or (gpu is not None and not gpu.usable):
+            problem = self.box.state.engine.error or NO_GPU
+            await self._finish(reply, "", MessageStatus.ERROR, problem)
+            return
+        try:
+            await self._ensure_model(model_id)
+            result = await self.engine.chat(history, lambda text: self._emit(reply.id, text))
+        except EngineFailure as failure:
+            problem = explain_engine_failure(failure)
+            self.box.update(engine=EngineStatus(self.engine.loaded_model, error=problem))
+            await self._finish(reply, "", MessageStatus.ERROR, problem)
+            return
+        status = MessageStatus.STOPPED if result.finish_reason == "abort" else MessageStatus.DONE
+        self.box.update(last_usage=result.usage)
+        await self._finish(reply, result.content, status, None)
+
+    def _emit(self, message_id: str, text: str) -> None:
+        for listener in list(self._stream_listeners):
+            listener(message_id, text)
+
+    async def _finish(self, reply: Message, content: str, status: MessageStatus,
+                      problem: UserMessage | None) -> None:
+        error = f"{problem.title} {problem.detail} {problem.action}" if problem else None
+        final = replace(reply, content=content, status=status, error=error)
+        self.box.update(messages=tuple(final if m.id == reply.id else m
+                                       for m in self.box.state.messages))
+        await self._save("add_message", final, self.clock.now_ms())
+
+    async def stop(self) -> None:
+        """Stop the reply that is streaming; its partial text is kept."""
+        if self.box.state.replying and self.engine is not None:
+            await self.engine.interrupt()

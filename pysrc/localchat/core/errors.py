@@ -1,0 +1,112 @@
+"""Failures that cross from adapters into the core, and their plain-words explanations.
+
+Adapters raise `EngineFailure` or `StoreFailure` carrying the JS error's name and message
+(WebLLM errors cross the worker as strings like "ShaderF16SupportError: …"; the JS
+bridges turn them into named Errors). `explain_engine_failure` and
+`explain_store_failure` map them to what the user reads and can do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "EngineFailure",
+    "StoreFailure",
+    "UserMessage",
+    "explain_engine_failure",
+    "explain_store_failure",
+]
+
+
+class EngineFailure(Exception):
+    """The model engine (worker) rejected a call."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+
+
+class StoreFailure(Exception):
+    """The conversation store (IndexedDB through Dexie) rejected a call."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    """What the user reads: a title, the detail, and the next action."""
+
+    title: str
+    detail: str
+    action: str
+
+
+_NETWORK_HINTS = ("failed to fetch", "networkerror", "cannot fetch", "network error",
+                  "err_name_not_resolved", "load failed")
+
+
+def explain_engine_failure(failure: EngineFailure) -> UserMessage:
+    name, text = failure.name, failure.message
+    lowered = f"{name} {text}".lower()
+    if name == "ShaderF16SupportError" or "shader-f16" in lowered:
+        return UserMessage("This model needs a GPU feature your browser doesn't offer.",
+                           "The f16 variant needs WebGPU's shader-f16 feature.",
+                           "Choose another model, or use an up-to-date Chrome or Edge.")
+    if name == "WebGPUNotAvailableError" or "webgpu is not" in lowered:
+        return UserMessage("WebGPU isn't available here, so models can't run.",
+                           text, "Use a recent Chrome or Edge on a computer with a GPU.")
+    if name == "DeviceLostError" or "device was lost" in lowered or "devicelost" in lowered:
+        return UserMessage("The GPU stopped while loading the model.",
+                           "This usually means the model needs more GPU memory than is free.",
+                           "Close other GPU-heavy tabs or apps, or choose a smaller model.")
+    if name == "QuotaExceededError" or "quota" in lowered:
+        return UserMessage("There isn't enough storage space for this model.", text,
+                           "Free some disk space or delete a downloaded model, then retry.")
+    if name == "EngineWorkerError":
+        return UserMessage("The model engine could not start.", text,
+                           "Reload the page. If it keeps failing, the site's files may be "
+                           "incomplete.")
+    if name == "TimeoutError":
+        return UserMessage("The model engine stopped responding.", text,
+                           "Try again; if it keeps happening, reload the page.")
+    if name == "ContextWindowSizeExceededError":
+        return UserMessage("This conversation is too long for the model.", text,
+                           "Start a new chat, or shorten your message.")
+    if any(hint in lowered for hint in _NETWORK_HINTS):
+        return UserMessage("Can't reach the model host.",
+                           "The model's files could not be downloaded. Check your internet "
+                           "connection (models download once, then work offline).",
+                           "Check the connection and try again.")
+    if name == "EngineTerminated":
+        return UserMessage("The model engine was stopped.", text, "Try again.")
+    return UserMessage("The model engine reported an error.", f"{name}: {text}", "Try again.")
+
+
+def explain_store_failure(failure: StoreFailure) -> UserMessage:
+    name, text = failure.name, failure.message
+    lowered = f"{name} {text}".lower()
+    keep = "Chats in this window still work but will not be saved."
+    if name == "MissingAPIError" or "indexeddb is not available" in lowered:
+        return UserMessage("Conversations can't be saved in this window.",
+                           "This browser window does not offer storage (IndexedDB) — private "
+                           "browsing often turns it off. " + keep,
+                           "Open LocalChat in a normal window to keep your conversations.")
+    if name == "QuotaExceededError" or "quota" in lowered:
+        return UserMessage("Storage is full.", "The browser refused to store more data. " + keep,
+                           "Free disk space or delete downloaded models, then reload.")
+    if name in {"VersionError", "UpgradeError"}:
+        return UserMessage("Your conversations were saved by a newer LocalChat.",
+                           "This version can't open them; nothing was changed. " + keep,
+                           "Reload to get the newest version.")
+    if name in {"DatabaseClosedError", "StoreNotOpenError"} or "blocked" in lowered:
+        return UserMessage("Conversation storage was closed.",
+                           "Another LocalChat tab may be updating it. " + keep,
+                           "Reload this tab.")
+    return UserMessage("Conversations can't be saved right now.",
+                       f"The browser's storage reported: {name}: {text}. {keep}",
+                       "Reload the page; your saved conversations are not deleted.")

@@ -1,0 +1,116 @@
+"""Which engine the page runs, from its URL query (`?engine=sim&sim_mbps=40`).
+
+The real WebLLM engine is the default; the simulated engine runs only when asked for
+with `engine=sim`. Knob values that don't parse are reported, and their defaults used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import parse_qs
+
+__all__ = ["EngineChoice", "EngineKind", "SimKnobs", "parse_engine_query"]
+
+
+class EngineKind(Enum):
+    """Which engine answers."""
+
+    WEBLLM = "webllm"
+    """WebLLM on the real GPU (the default)."""
+    SIM = "sim"
+    """The simulated engine: same worker protocol, GPU work simulated."""
+    INVALID = "invalid"
+    """The URL named an engine that does not exist; nothing is started."""
+
+
+GPU_CHOICES = ("f16", "nof16", "low", "none")
+
+
+@dataclass(frozen=True)
+class SimKnobs:
+    """The simulated engine's knobs (documented in README.md)."""
+
+    mbps: float = 50.0
+    scale: float = 1.0
+    fail: tuple[tuple[str, float], ...] = ()
+    fail_always: tuple[tuple[str, float], ...] = ()
+    compile_s: float = 2.0
+    tps: float = 30.0
+    gpu: str = "f16"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    kind: EngineKind
+    sim: SimKnobs | None = None
+    problems: tuple[str, ...] = ()
+    """Plain-words notes about parameters that were ignored."""
+    requested: str = ""
+
+    @property
+    def simulated(self) -> bool:
+        return self.kind is EngineKind.SIM
+
+
+def _number(raw: str, name: str, default: float, minimum: float, problems: list[str],
+            maximum: float | None = None, allow_equal_min: bool = False) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name}={raw!r} is not a number; using {default:g}.")
+        return default
+    too_low = value < minimum if allow_equal_min else value <= minimum
+    if too_low or (maximum is not None and value > maximum) or value != value:
+        problems.append(f"{name}={raw!r} is out of range; using {default:g}.")
+        return default
+    return value
+
+
+def _failures(raw: str, name: str, problems: list[str]) -> tuple[tuple[str, float], ...]:
+    out = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        model, _, percent = part.partition("@")
+        try:
+            value = float(percent)
+        except ValueError:
+            problems.append(f"{name}: {part!r} should look like smart@40; ignored.")
+            continue
+        if model not in ("quick", "smart", "genius") or not 0 <= value <= 100:
+            problems.append(f"{name}: {part!r} should look like smart@40; ignored.")
+            continue
+        out.append((model, value))
+    return tuple(out)
+
+
+def parse_engine_query(query: str) -> EngineChoice:
+    """Read the engine and the simulated engine's knobs from a URL query string."""
+    params = {k: v[-1] for k, v in parse_qs(query.lstrip("?"), keep_blank_values=True).items()}
+    engine = params.get("engine", "").strip().lower()
+    if engine in ("", "webllm"):
+        return EngineChoice(EngineKind.WEBLLM)
+    if engine != "sim":
+        return EngineChoice(EngineKind.INVALID, requested=params.get("engine", ""))
+    problems: list[str] = []
+    defaults = SimKnobs()
+    knobs = SimKnobs(
+        mbps=_number(params["sim_mbps"], "sim_mbps", defaults.mbps, 0, problems)
+        if "sim_mbps" in params else defaults.mbps,
+        scale=_number(params["sim_scale"], "sim_scale", defaults.scale, 0, problems, 1.0)
+        if "sim_scale" in params else defaults.scale,
+        fail=_failures(params.get("sim_fail", ""), "sim_fail", problems),
+        fail_always=_failures(params.get("sim_fail_always", ""), "sim_fail_always", problems),
+        compile_s=_number(params["sim_compile_s"], "sim_compile_s", defaults.compile_s, 0,
+                          problems, allow_equal_min=True)
+        if "sim_compile_s" in params else defaults.compile_s,
+        tps=_number(params["sim_tps"], "sim_tps", defaults.tps, 0, problems,
+                    allow_equal_min=True)
+        if "sim_tps" in params else defaults.tps,
+        gpu=params.get("sim_gpu", defaults.gpu),
+    )
+    if knobs.gpu not in GPU_CHOICES:
+        problems.append(f"sim_gpu={knobs.gpu!r} is not one of {', '.join(GPU_CHOICES)}; "
+                        "using f16.")
+        knobs = SimKnobs(knobs.mbps, knobs.scale, knobs.fail, knobs.fail_always,
+                         knobs.compile_s, knobs.tps, "f16")
+    return EngineChoice(EngineKind.SIM, knobs, tuple(problems))

@@ -1,0 +1,74 @@
+"""The app's runtime state and the one place it changes.
+
+`AppState` is immutable; `StateBox.update` swaps in a new one and tells listeners
+(views, routing) what the old and new states were. The box knows nothing of the DOM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .conversation import Conversation, Message
+from .errors import UserMessage
+from .gpu import GpuReport
+from .progress import LoadProgress
+from .settings import EngineChoice, EngineKind
+
+__all__ = ["AppState", "EngineStatus", "Listener", "StateBox"]
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    loaded_model: str | None = None
+    """What the chat engine can answer with right now (a WebLLM model id)."""
+    loading_model: str | None = None
+    progress: LoadProgress | None = None
+    error: UserMessage | None = None
+
+
+@dataclass(frozen=True)
+class AppState:
+    engine_choice: EngineChoice = field(default_factory=lambda: EngineChoice(EngineKind.WEBLLM))
+    gpu: GpuReport | None = None
+    conversations: tuple[Conversation, ...] = ()
+    conversations_loaded: bool = False
+    active_id: str | None = None
+    """The open conversation (from the route); None for a new, unsaved chat."""
+    not_found_id: str | None = None
+    messages: tuple[Message, ...] = ()
+    replying: bool = False
+    engine: EngineStatus = field(default_factory=EngineStatus)
+    storage_error: UserMessage | None = None
+    last_usage: dict[str, Any] | None = None
+
+    @property
+    def active(self) -> Conversation | None:
+        return next((c for c in self.conversations if c.id == self.active_id), None)
+
+
+Listener = Callable[[AppState, AppState], None]
+
+
+class StateBox:
+    """Holds the current AppState and announces each change."""
+
+    def __init__(self, initial: AppState | None = None) -> None:
+        self._state = initial or AppState()
+        self._listeners: list[Listener] = []
+
+    @property
+    def state(self) -> AppState:
+        return self._state
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def update(self, **changes: Any) -> AppState:
+        old = self._state
+        self._state = replace(old, **changes)
+        for listener in list(self._listeners):
+            listener(old, self._state)
+        return self._state

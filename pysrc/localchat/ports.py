@@ -1,0 +1,54 @@
+"""What the core needs from the outside world, named for the core's needs.
+
+Adapters implement these for the browser (Dexie, the WebLLM worker, the clock); tests
+implement them as working in-memory fakes (tests/fakes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .core.conversation import Conversation, Message
+
+__all__ = ["ChatEngine", "ChatResult", "Clock", "ConversationStore", "ProgressCallback"]
+
+ProgressCallback = Callable[[float, str], None]
+"""Called with WebLLM's (progress, text) for each load report."""
+DeltaCallback = Callable[[str], None]
+"""Called with newly streamed reply text (batched per animation frame)."""
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    content: str
+    finish_reason: str
+    """"stop", "length" or "abort" (stopped by the user)."""
+    usage: dict[str, Any] | None = None
+
+
+class ConversationStore(Protocol):
+    """Where conversations and messages are kept. Failures raise StoreFailure."""
+
+    async def open(self) -> None: ...
+    async def list_conversations(self) -> list[Conversation]: ...
+    async def get_messages(self, conversation_id: str) -> list[Message]: ...
+    async def add_conversation(self, conversation: Conversation) -> None: ...
+    async def add_message(self, message: Message, touch_updated_at: int | None) -> None: ...
+    async def update_message(self, message: Message) -> None: ...
+
+
+class ChatEngine(Protocol):
+    """The model engine the user chats with. Failures raise EngineFailure."""
+
+    @property
+    def loaded_model(self) -> str | None: ...
+    async def load(self, model_id: str, on_progress: ProgressCallback) -> None: ...
+    async def chat(self, messages: Sequence[dict[str, str]],
+                   on_delta: DeltaCallback) -> ChatResult: ...
+    async def interrupt(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...

@@ -1,0 +1,1 @@
+"""Views: state to HTML, one function per page region."""

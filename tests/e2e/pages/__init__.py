@@ -1,0 +1,1 @@
+"""Page objects: what a user sees and does, named by intent."""

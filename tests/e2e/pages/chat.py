@@ -1,0 +1,86 @@
+"""The chat page as a user meets it: find controls by role and name, act, read back."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from playwright.sync_api import Locator, Page, expect
+
+_spec = importlib.util.spec_from_file_location(
+    "playwright_config", Path(__file__).resolve().parents[3] / "playwright.config.py")
+assert _spec and _spec.loader
+config = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(config)
+
+FAST_SIM = config.FAST_SIM
+
+
+class ChatPage:
+    def __init__(self, page: Page, site_url: str) -> None:
+        self.page = page
+        self.site_url = site_url
+
+    # --- navigation --------------------------------------------------------------
+
+    def open(self, query: str = FAST_SIM, route: str = "#/chat", wait: bool = True) -> ChatPage:
+        url = self.site_url + (f"?{query}" if query else "") + route
+        self.page.goto(url)
+        if wait:
+            self.wait_until_ready()
+        return self
+
+    def wait_until_ready(self) -> None:
+        expect(self.page.locator("body")).to_have_attribute(
+            "data-ready", "true", timeout=config.BOOT_TIMEOUT_MS)
+
+    def reload(self) -> None:
+        self.page.reload()
+        self.wait_until_ready()
+
+    # --- controls ----------------------------------------------------------------
+
+    @property
+    def message_box(self) -> Locator:
+        return self.page.get_by_role("textbox", name="Message")
+
+    @property
+    def send_button(self) -> Locator:
+        return self.page.get_by_role("button", name="Send")
+
+    @property
+    def stop_button(self) -> Locator:
+        return self.page.get_by_role("button", name="Stop")
+
+    @property
+    def status(self) -> Locator:
+        return self.page.locator("#composer-status")
+
+    @property
+    def alerts(self) -> Locator:
+        return self.page.get_by_role("alert")
+
+    @property
+    def sidebar_links(self) -> Locator:
+        return self.page.get_by_role("navigation", name="Conversations").get_by_role("link")
+
+    def user_messages(self) -> Locator:
+        return self.page.get_by_role("article", name="You")
+
+    def assistant_messages(self) -> Locator:
+        return self.page.get_by_role("article", name="Assistant")
+
+    # --- actions -----------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        self.message_box.fill(text)
+        self.message_box.press("Enter")
+
+    def last_reply(self) -> Locator:
+        return self.assistant_messages().last
+
+    def wait_for_reply_done(self) -> Locator:
+        reply = self.last_reply()
+        expect(reply).not_to_have_class(r"(^|\s)streaming(\s|$)")
+        expect(self.stop_button).to_be_hidden()
+        return reply

@@ -1,0 +1,229 @@
+"""Build web/vendor/: the runtime files, the app's Python archive and the precache list.
+
+Everything the site loads at run time comes out of this script, from exact-pinned npm
+packages (node_modules/, installed from package-lock.json) and PyPI wheels (downloaded
+once into .build/wheels/). Nothing here is fetched by the browser from anywhere else.
+
+Side effects: rewrites web/vendor/ (generated, git-ignored) and fills .build/.
+Usage: python tools/build.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import tomllib
+import zipfile
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+VENDOR = WEB / "vendor"
+NODE = ROOT / "node_modules"
+CACHE = ROOT / ".build"
+
+# npm package -> (files to copy, destination folder under web/vendor/)
+NPM_FILES: dict[str, tuple[list[str], str]] = {
+    "pyodide": (
+        ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip"],
+        "pyodide",
+    ),
+    "dexie": (["dist/dexie.mjs"], "dexie"),
+    "@mlc-ai/web-llm": (["lib/index.js"], "web-llm"),
+}
+
+# The static shell: every file the page itself needs, precached by the service worker.
+SHELL_FILES = [
+    "index.html",
+    "manifest.webmanifest",
+    "main.py",
+    "pyscript.json",
+    "css/app.css",
+]
+SHELL_GLOBS = ["js/*.js", "workers/*.js"]
+
+
+def log(msg: str) -> None:
+    print(f"build: {msg}", flush=True)
+
+
+def copy_if_changed(src: Path, dst: Path) -> None:
+    if not src.is_file():
+        raise SystemExit(f"build: missing {src} (run `make` to install npm packages)")
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size and (
+        dst.stat().st_mtime >= src.stat().st_mtime
+    ):
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+def copy_npm() -> None:
+    for package, (files, dest) in NPM_FILES.items():
+        for rel in files:
+            copy_if_changed(NODE / package / rel, VENDOR / dest / Path(rel).name)
+    # PyScript loads its chunks lazily by relative URL: copy the whole dist (no maps).
+    dist = NODE / "@pyscript" / "core" / "dist"
+    for src in sorted(dist.iterdir()):
+        if src.suffix in {".js", ".css"}:
+            copy_if_changed(src, VENDOR / "pyscript" / src.name)
+
+
+def browser_wheel_specs() -> tuple[str, list[str]]:
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["localchat"]
+    return conf["browser-python"], list(conf["browser-wheels"])
+
+
+def wheel_file_for(spec: str, folder: Path) -> Path | None:
+    name, version = spec.split("==")
+    stem = f"{name.replace('-', '_')}-{version}-"
+    hits = [p for p in folder.glob("*.whl") if p.name.lower().startswith(stem.lower())]
+    return hits[0] if hits else None
+
+
+def fetch_wheels() -> list[Path]:
+    """Download the pinned pure-Python wheels once (PyPI is reachable at build time only)."""
+    py, specs = browser_wheel_specs()
+    folder = CACHE / "wheels"
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = [s for s in specs if wheel_file_for(s, folder) is None]
+    if missing:
+        log(f"downloading wheels {' '.join(missing)}")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+             "--only-binary=:all:", "--python-version", py, "-d", str(folder), *missing],
+            check=True,
+        )
+    wheels = []
+    for spec in specs:
+        found = wheel_file_for(spec, folder)
+        if found is None:
+            raise SystemExit(f"build: wheel for {spec} not found after download")
+        wheels.append(found)
+    return wheels
+
+
+def vendor_wheels(wheels: list[Path]) -> list[dict[str, str]]:
+    """Copy wheels next to pyodide-lock.json and patch the lock so they load offline.
+
+    The lock file names micropip by file name and sha256; PyPI's wheel differs byte-wise
+    from the one Pyodide's CDN serves, and a mismatch only logs and returns, so the lock
+    is rewritten with the sha256 of the file we actually serve.
+    """
+    lock = json.loads((NODE / "pyodide" / "pyodide-lock.json").read_text())
+    served = []
+    for whl in wheels:
+        copy_if_changed(whl, VENDOR / "pyodide" / whl.name)
+        digest = hashlib.sha256(whl.read_bytes()).hexdigest()
+        served.append({"file": whl.name, "sha256": digest})
+        name = whl.name.split("-")[0].replace("_", "-").lower()
+        entry = lock["packages"].get(name)
+        if entry is not None:
+            entry["file_name"] = whl.name
+            entry["sha256"] = digest
+    out = VENDOR / "pyodide" / "pyodide-lock.json"
+    text = json.dumps(lock, separators=(",", ":"), sort_keys=True)
+    if not out.is_file() or out.read_text() != text:
+        out.write_text(text)
+    return served
+
+
+def build_app_archive() -> Path:
+    """Zip pysrc/localchat into one archive, unpacked by PyScript's `files` at boot."""
+    out = VENDOR / "app" / "localchat.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sources = sorted(p for p in (ROOT / "pysrc" / "localchat").rglob("*.py"))
+    tmp = out.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for src in sources:
+            info = zipfile.ZipInfo(str(src.relative_to(ROOT / "pysrc")), (2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, src.read_bytes())
+    if out.is_file() and out.read_bytes() == tmp.read_bytes():
+        tmp.unlink()
+    else:
+        tmp.replace(out)
+    return out
+
+
+def png(size: int) -> bytes:
+    """A square app icon (speech bubble on indigo), drawn without image libraries."""
+    bg, fg = (0x3B, 0x3F, 0xB8), (0xFF, 0xFF, 0xFF)
+    rows = []
+    for y in range(size):
+        row = bytearray([0])
+        for x in range(size):
+            u, v = x / size, y / size
+            in_bubble = ((u - 0.5) / 0.34) ** 2 + ((v - 0.45) / 0.26) ** 2 <= 1
+            in_tail = 0.30 <= u <= 0.42 and 0.62 <= v <= 0.80 and (v - 0.62) <= (0.42 - u) * 1.5
+            row += bytes(fg if (in_bubble or in_tail) else bg)
+        rows.append(bytes(row))
+    raw = zlib.compress(b"".join(rows), 9)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def build_icons() -> None:
+    for size in (192, 512):
+        out = VENDOR / "icons" / f"icon-{size}.png"
+        if not out.is_file():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(png(size))
+
+
+def precache_list() -> list[str]:
+    files: list[Path] = [WEB / rel for rel in SHELL_FILES]
+    for pattern in SHELL_GLOBS:
+        files += sorted(WEB.glob(pattern))
+    files += sorted(p for p in VENDOR.rglob("*") if p.is_file() and p.name != "build.js")
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise SystemExit(f"build: files listed for precache are missing: {missing}")
+    return [p.relative_to(WEB).as_posix() for p in files]
+
+
+def write_build_manifest(files: list[str], wheels: list[dict[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for rel in files:
+        digest.update(rel.encode())
+        digest.update(hashlib.sha256((WEB / rel).read_bytes()).digest())
+    build_id = digest.hexdigest()[:16]
+    manifest = {"id": build_id, "files": ["./", *files], "wheels": wheels}
+    body = (
+        "// Generated by tools/build.py: the build id names the service worker's cache, and\n"
+        "// files lists everything it precaches. Do not edit.\n"
+        f"self.LOCALCHAT_BUILD = {json.dumps(manifest, indent=1)};\n"
+    )
+    out = VENDOR / "build.js"
+    if not out.is_file() or out.read_text() != body:
+        out.write_text(body)
+    return build_id
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+    VENDOR.mkdir(parents=True, exist_ok=True)
+    copy_npm()
+    wheels = vendor_wheels(fetch_wheels())
+    build_app_archive()
+    build_icons()
+    files = precache_list()
+    build_id = write_build_manifest(files, wheels)
+    log(f"web/vendor ready, build {build_id}, {len(files)} files precached")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

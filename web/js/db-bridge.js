@@ -1,0 +1,153 @@
+// Conversation storage: Dexie over IndexedDB, called from Python (adapters/dexie_store.py).
+//
+// Owns the database schema and its versions. Every function returns a promise that
+// rejects only with a real Error (name kept: "ConstraintError", "QuotaExceededError",
+// "OpenFailedError", …): Dexie's own errors are not `Error`s to Pyodide, and a rejection
+// with a non-Error hangs Python's await forever. Transactions live here, in JS, because
+// an `async def` body would commit early.
+// Values in and out are plain JSON-like objects; timestamps are epoch milliseconds.
+
+import Dexie from "../vendor/dexie/dexie.mjs";
+
+export const DB_NAME = "localchat";
+
+// Schema versions, oldest first. To change the schema, append a version with its
+// `stores` and an `upgrade(tx)` that rewrites old records; never edit a published one.
+// Dexie keeps existing data across versions; upgrades must never delete conversations.
+const SCHEMA = [
+  {
+    version: 1,
+    stores: {
+      conversations: "id, updatedAt",
+      messages: "id, conversationId, [conversationId+createdAt]",
+    },
+  },
+];
+
+export const SCHEMA_VERSION = SCHEMA[SCHEMA.length - 1].version;
+
+/** Turn anything thrown or rejected into a real Error, keeping its name and message. */
+export function toError(value) {
+  if (value instanceof Error && Object.prototype.toString.call(value) === "[object Error]") {
+    return value;
+  }
+  const name = (value && value.name) || "StorageError";
+  const inner = value && value.inner;
+  let message = (value && value.message) || String(value);
+  if (inner && inner.message && !message.includes(inner.message)) {
+    message += ` (${inner.name || "cause"}: ${inner.message})`;
+  }
+  const err = new Error(message);
+  err.name = name;
+  return err;
+}
+
+function guard(promise) {
+  return Promise.resolve(promise).catch((err) => {
+    throw toError(err);
+  });
+}
+
+let db = null;
+
+function database() {
+  if (db === null) {
+    const error = new Error("The conversation store is not open.");
+    error.name = "StoreNotOpenError";
+    throw error;
+  }
+  return db;
+}
+
+/** Open (and, if needed, upgrade) the database. Resolves to {version, persisted}. */
+export function open() {
+  return guard((async () => {
+    if (db !== null) return { version: db.verno };
+    if (typeof indexedDB === "undefined" || indexedDB === null) {
+      const err = new Error("IndexedDB is not available in this browser window.");
+      err.name = "MissingAPIError";
+      throw err;
+    }
+    const instance = new Dexie(DB_NAME);
+    for (const step of SCHEMA) {
+      const v = instance.version(step.version).stores(step.stores);
+      if (step.upgrade) v.upgrade(step.upgrade);
+    }
+    // Another tab with a newer version asks us to close: do so, and tell the page.
+    instance.on("versionchange", () => {
+      instance.close();
+      document.dispatchEvent(new CustomEvent("localchat:store-closed"));
+      return false;
+    });
+    await instance.open();
+    db = instance;
+    return { version: instance.verno };
+  })());
+}
+
+function byUpdatedDesc(a, b) {
+  return (b.updatedAt || 0) - (a.updatedAt || 0);
+}
+
+/** Every conversation record, newest first (records are returned as stored). */
+export function listConversations() {
+  return guard(database().conversations.orderBy("updatedAt").reverse().toArray());
+}
+
+export function getConversation(id) {
+  return guard(database().conversations.get(id).then((c) => c ?? null));
+}
+
+/** Messages of one conversation, oldest first. */
+export function getMessages(conversationId) {
+  return guard(
+    database().messages
+      .where("[conversationId+createdAt]")
+      .between([conversationId, Dexie.minKey], [conversationId, Dexie.maxKey])
+      .toArray(),
+  );
+}
+
+/** Insert a new conversation; fails with ConstraintError if the id exists. */
+export function addConversation(conversation) {
+  return guard(database().conversations.add(conversation));
+}
+
+/** Change some fields of a conversation without touching the others. */
+export function updateConversation(id, changes) {
+  return guard(database().conversations.update(id, changes));
+}
+
+/** Insert a message and set its conversation's updatedAt, in one transaction. */
+export function addMessage(message, touchUpdatedAt) {
+  const d = database();
+  return guard(d.transaction("rw", d.conversations, d.messages, () => {
+    d.messages.add(message);
+    if (touchUpdatedAt !== undefined && touchUpdatedAt !== null) {
+      d.conversations.update(message.conversationId, { updatedAt: touchUpdatedAt });
+    }
+  }));
+}
+
+/** Change some fields of a message (e.g. its content when a reply finishes). */
+export function updateMessage(id, changes) {
+  return guard(database().messages.update(id, changes));
+}
+
+export function deleteConversation(id) {
+  const d = database();
+  return guard(d.transaction("rw", d.conversations, d.messages, () => {
+    d.messages.where("conversationId").equals(id).delete();
+    d.conversations.delete(id);
+  }));
+}
+
+/** Storage figures for the UI: {usage, quota, persisted} (nulls when unknown). */
+export function storageEstimate() {
+  return guard((async () => {
+    const s = navigator.storage;
+    const est = s && s.estimate ? await s.estimate() : {};
+    const persisted = s && s.persisted ? await s.persisted() : null;
+    return { usage: est.usage ?? null, quota: est.quota ?? null, persisted };
+  })());
+}
