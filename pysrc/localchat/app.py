@@ -20,10 +20,11 @@ from .adapters.ffi import create_proxy, js_object
 from .adapters.page import Page
 from .core.chat import ChatService
 from .core.conversation import Conversation, new_id
-from .core.errors import EngineFailure, StoreFailure
+from .core.errors import EngineFailure, StoreFailure, UserMessage
+from .core.gpu import GpuReport, explain_gpu
 from .core.routes import conversation_route, parse_route
-from .core.settings import EngineKind, parse_engine_query
-from .core.state import AppState, StateBox
+from .core.settings import EngineChoice, EngineKind, parse_engine_query
+from .core.state import AppState, EngineStatus, StateBox
 
 __all__ = ["main"]
 
@@ -58,7 +59,7 @@ class App:
         if choice.kind is not EngineKind.INVALID and gpu.usable:
             engine = WorkerEngine(bridges.engine, choice, search, site_base())
         service = ChatService(box, DexieStore(bridges.db), engine, BrowserClock())
-        box.update(gpu=gpu)
+        box.update(gpu=gpu, engine=EngineStatus(error=self._why_no_engine(choice, gpu)))
 
         page = Page(js.document, on_send=lambda text: self.spawn(service.send(text)),
                     on_stop=lambda: self.spawn(service.stop()))
@@ -79,6 +80,14 @@ class App:
         page.mark_ready()
         if held:
             page.send_current()
+
+    @staticmethod
+    def _why_no_engine(choice: EngineChoice, gpu: GpuReport) -> UserMessage | None:
+        if choice.kind is EngineKind.INVALID:
+            return UserMessage("No model engine is running.",
+                               f"The address asks for an unknown engine ({choice.requested}).",
+                               "Remove engine= from the address, or use engine=sim.")
+        return explain_gpu(gpu)
 
     def _follow_route(self, old: AppState, new: AppState) -> None:
         """A new conversation created by sending moves the URL to its route."""

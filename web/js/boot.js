@@ -32,6 +32,40 @@ const RELOAD_ADVICE =
   "Reload the page. If this keeps happening, the site's files are incomplete: " +
   "rebuild and serve them again (make serve). Your saved conversations are not affected.";
 
+// The modules the bridges are made of: checked one by one when they fail to load.
+const BRIDGE_FILES = ["js/db-bridge.js", "js/engine-bridge.js", "vendor/dexie/dexie.mjs"];
+
+async function sha256(buffer) {
+  const digest = await crypto.subtle.digest("SHA-256", buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Which of the bridge files is missing or differs from this build (the build manifest
+// records every file's sha256). Returns plain-words findings, possibly none.
+async function diagnoseFiles(files) {
+  let hashes = {};
+  try {
+    const text = await (await fetch("vendor/build.js", { cache: "no-store" })).text();
+    hashes = JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1)).hashes || {};
+  } catch (err) {
+    return ["vendor/build.js (the build manifest) is missing or damaged."];
+  }
+  const findings = [];
+  for (const file of files) {
+    try {
+      const response = await fetch(file, { cache: "no-store" });
+      if (!response.ok) {
+        findings.push(`${file} is missing (HTTP ${response.status}).`);
+      } else if (hashes[file] && await sha256(await response.arrayBuffer()) !== hashes[file]) {
+        findings.push(`${file} is damaged (its contents don't match this build).`);
+      }
+    } catch (err) {
+      findings.push(`${file} could not be fetched (${err.message}).`);
+    }
+  }
+  return findings;
+}
+
 // Load the JS bridges that Python calls. A missing or damaged vendored file (e.g.
 // vendor/dexie/dexie.mjs) fails this import: name the file instead of hanging.
 async function loadBridges() {
@@ -42,7 +76,9 @@ async function loadBridges() {
     ]);
     return { db, engine };
   } catch (err) {
-    showBootError("A file LocalChat needs could not be loaded.", String(err && err.message || err), RELOAD_ADVICE);
+    const findings = await diagnoseFiles(BRIDGE_FILES);
+    const detail = findings.length ? findings.join(" ") : String((err && err.message) || err);
+    showBootError("A file LocalChat needs could not be loaded.", detail, RELOAD_ADVICE);
     throw err;
   }
 }

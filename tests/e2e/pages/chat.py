@@ -84,3 +84,22 @@ class ChatPage:
         expect(reply).not_to_have_class(r"(^|\s)streaming(\s|$)")
         expect(self.stop_button).to_be_hidden()
         return reply
+
+    # --- what is stored -----------------------------------------------------------
+
+    def stored(self, table: str) -> list[dict]:
+        """Every record of an IndexedDB table, read with the raw API (not the app's code)."""
+        return self.page.evaluate(
+            """(table) => new Promise((resolve, reject) => {
+                const req = indexedDB.open("localchat");
+                req.onerror = () => reject(req.error);
+                req.onsuccess = () => {
+                    const db = req.result;
+                    if (!db.objectStoreNames.contains(table)) { db.close(); resolve([]); return; }
+                    const all = db.transaction(table).objectStore(table).getAll();
+                    all.onsuccess = () => { db.close(); resolve(all.result); };
+                    all.onerror = () => reject(all.error);
+                };
+            })""",
+            table,
+        )

@@ -1,0 +1,39 @@
+"""Installability: the manifest, its icons, and a service worker controlling the page."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from .pages.chat import ChatPage
+
+
+def test_manifest_and_icons(page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open()
+    href = page.locator("link[rel=manifest]").get_attribute("href")
+    manifest = page.evaluate("(h) => fetch(h).then(r => r.json())", href)
+    assert manifest["name"] == "LocalChat"
+    assert manifest["display"] == "standalone"
+    assert manifest["start_url"].startswith("./")
+    sizes = {icon["sizes"]: icon["src"] for icon in manifest["icons"]}
+    assert set(sizes) == {"192x192", "512x512"}
+    for size, src in sizes.items():
+        dims = page.evaluate("""(src) => new Promise((ok, fail) => {
+            const img = new Image(); img.onload = () => ok(`${img.width}x${img.height}`);
+            img.onerror = fail; img.src = src; })""", src)
+        assert dims == size
+
+
+def test_service_worker_precaches_the_build(page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open()
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    expect.poll(lambda: [n for n in page.evaluate("caches.keys()")
+                         if n.startswith("localchat-shell-")]).to_have_length(1)
+    cached = page.evaluate("""async () => {
+        const name = (await caches.keys()).find(n => n.startsWith('localchat-shell-'));
+        const keys = await (await caches.open(name)).keys();
+        return keys.map(r => new URL(r.url).pathname);
+    }""")
+    for path in ("/", "/index.html", "/vendor/pyodide/pyodide.asm.wasm",
+                 "/vendor/app/localchat.zip", "/vendor/web-llm/index.js",
+                 "/workers/sim-engine-worker.js", "/js/engine-bridge.js"):
+        assert path in cached, path
