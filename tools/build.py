@@ -134,8 +134,12 @@ def vendor_wheels(wheels: list[Path]) -> list[dict[str, str]]:
     return served
 
 
-def build_app_archive() -> Path:
-    """Zip pysrc/localchat into one archive, unpacked by PyScript's `files` at boot."""
+def build_app_archive(wheels: list[dict[str, str]]) -> Path:
+    """Zip pysrc/localchat into one archive, unpacked by PyScript's `files` at boot.
+
+    The archive also carries `localchat/vendored_wheels.json`, the wheels served next
+    to Pyodide, so the app can install them with micropip without another request.
+    """
     out = VENDOR / "app" / "localchat.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     sources = sorted(p for p in (ROOT / "pysrc" / "localchat").rglob("*.py"))
@@ -145,6 +149,8 @@ def build_app_archive() -> Path:
             info = zipfile.ZipInfo(str(src.relative_to(ROOT / "pysrc")), (2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, src.read_bytes())
+        info = zipfile.ZipInfo("localchat/vendored_wheels.json", (2020, 1, 1, 0, 0, 0))
+        zf.writestr(info, json.dumps(wheels, sort_keys=True))
     if out.is_file() and out.read_bytes() == tmp.read_bytes():
         tmp.unlink()
     else:
@@ -221,7 +227,7 @@ def main() -> int:
     VENDOR.mkdir(parents=True, exist_ok=True)
     copy_npm()
     wheels = vendor_wheels(fetch_wheels())
-    build_app_archive()
+    build_app_archive(wheels)
     build_icons()
     files = precache_list()
     build_id = write_build_manifest(files, wheels)

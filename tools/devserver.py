@@ -141,8 +141,19 @@ class Handler(SimpleHTTPRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND, "no such simulated model file")
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A browser that closes a connection mid-response (a canceled download, a
+        # closed tab) is normal here, not a server error worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def make_server(host: str, port: int, root: Path, verbose: bool = False) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), partial(Handler, directory=str(root)))
+    server = Server((host, port), partial(Handler, directory=str(root)))
     server.daemon_threads = True
     server.verbose = verbose  # type: ignore[attr-defined]
     return server

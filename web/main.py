@@ -5,4 +5,4 @@ import asyncio
 
 from localchat.app import main
 
-_app_task = asyncio.create_task(main())
+_app_task = asyncio.create_task(main())  # noqa: RUF006 (kept for the page's lifetime)

@@ -20,16 +20,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _spec = importlib.util.spec_from_file_location("playwright_config", ROOT / "playwright.config.py")
 assert _spec and _spec.loader
-config = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(config)
+settings = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(settings)
 
 from tools.devserver import make_server  # noqa: E402
 
-expect.set_options(timeout=config.EXPECT_TIMEOUT_MS)
+expect.set_options(timeout=settings.EXPECT_TIMEOUT_MS)
 
 
-def pytest_configure(config_: pytest.Config) -> None:
-    config_.addinivalue_line(
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
         "markers", "allow_console_errors(*patterns): console errors this test expects")
 
 
@@ -52,12 +52,12 @@ def site_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args() -> dict[str, object]:
-    return config.launch_args()
+    return settings.launch_args()
 
 
 @pytest.fixture(scope="session")
 def browser_context_args() -> dict[str, object]:
-    return {"viewport": config.VIEWPORTS["desktop"]}
+    return {"viewport": settings.VIEWPORTS["desktop"]}
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def fail_on_page_errors(request: pytest.FixtureRequest) -> Iterator[list[str]]:
         yield []
         return
     page: Page = request.getfixturevalue("page")
-    page.set_default_timeout(config.EXPECT_TIMEOUT_MS)
+    page.set_default_timeout(settings.EXPECT_TIMEOUT_MS)
     allowed = [re.compile(p) for m in request.node.iter_markers("allow_console_errors")
                for p in m.args]
     problems: list[str] = []

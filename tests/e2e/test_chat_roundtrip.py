@@ -72,7 +72,7 @@ def test_empty_message_is_not_sent(page: Page, site_url: str) -> None:
 
 
 def test_unknown_conversation_route_offers_a_new_chat(page: Page, site_url: str) -> None:
-    chat = ChatPage(page, site_url).open(route="#/chat/doesnotexist")
+    ChatPage(page, site_url).open(route="#/chat/doesnotexist")
     expect(page.get_by_role("heading", name="Conversation not found")).to_be_visible()
     page.get_by_role("link", name="Start a new chat").click()
     expect(page.get_by_role("heading", name="Conversation not found")).to_be_hidden()

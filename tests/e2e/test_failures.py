@@ -32,7 +32,18 @@ def test_corrupt_vendored_file_is_named(page: Page, site_url: str) -> None:
 
 
 def test_storage_unavailable_keeps_chat_working(page: Page, site_url: str) -> None:
-    page.add_init_script("Object.defineProperty(window, 'indexedDB', {value: undefined});")
+    # As in a private window that refuses IndexedDB: opening LocalChat's database throws.
+    # (Other databases, such as PyScript's own, still open.)
+    page.add_init_script("""
+        const open = IDBFactory.prototype.open;
+        IDBFactory.prototype.open = function (name, ...rest) {
+            if (name === "localchat") {
+                throw new DOMException("A mutation operation was attempted on a database "
+                                       + "that did not allow mutations.", "InvalidStateError");
+            }
+            return open.call(this, name, ...rest);
+        };
+    """)
     chat = ChatPage(page, site_url).open()
     notice = chat.alerts.filter(has_text="Conversations can't be saved in this window")
     expect(notice).to_contain_text("private browsing")

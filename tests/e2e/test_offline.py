@@ -14,7 +14,6 @@ from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect
-
 from tools.devserver import make_server
 
 from .pages.chat import ChatPage
@@ -48,7 +47,7 @@ def test_offline_reload_and_new_tab_boot_and_chat(context: BrowserContext, page:
     chat.wait_for_reply_done()
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     chat.reload()  # now controlled by the service worker
-    expect.poll(lambda: page.evaluate("navigator.serviceWorker.controller !== null")).to_be(True)
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
 
     context.set_offline(True)
     chat.reload()
@@ -94,8 +93,9 @@ def test_new_deployment_replaces_the_cache(page: Page, deploy_root: Path) -> Non
         old_id = json.loads(text[text.index("{"): text.rindex("}") + 1])["id"]
         build.write_text(text.replace(old_id, "newdeploy0000001"))
         chat.reload()  # the browser sees a changed worker and installs the new build
-        expect.poll(lambda: sorted(n for n in page.evaluate("caches.keys()")
-                                   if n.startswith("localchat-shell-")),
-                    timeout=60_000).to_equal(["localchat-shell-newdeploy0000001"])
+        page.wait_for_function("""async () => {
+            const names = (await caches.keys()).filter(n => n.startsWith("localchat-shell-"));
+            return names.length === 1 && names[0] === "localchat-shell-newdeploy0000001";
+        }""", polling=200, timeout=60_000)
     finally:
         server.shutdown()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page
 
 from .pages.chat import ChatPage
 
@@ -26,8 +26,8 @@ def test_manifest_and_icons(page: Page, site_url: str) -> None:
 def test_service_worker_precaches_the_build(page: Page, site_url: str) -> None:
     ChatPage(page, site_url).open()
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    expect.poll(lambda: [n for n in page.evaluate("caches.keys()")
-                         if n.startswith("localchat-shell-")]).to_have_length(1)
+    page.wait_for_function("""async () => (await caches.keys())
+        .filter(n => n.startsWith("localchat-shell-")).length === 1""", polling=200)
     cached = page.evaluate("""async () => {
         const name = (await caches.keys()).find(n => n.startsWith('localchat-shell-'));
         const keys = await (await caches.open(name)).keys();

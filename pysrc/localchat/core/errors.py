@@ -91,7 +91,8 @@ def explain_store_failure(failure: StoreFailure) -> UserMessage:
     name, text = failure.name, failure.message
     lowered = f"{name} {text}".lower()
     keep = "Chats in this window still work but will not be saved."
-    if name == "MissingAPIError" or "indexeddb is not available" in lowered:
+    if (name in {"MissingAPIError", "InvalidStateError", "SecurityError"}
+            or "indexeddb is not available" in lowered):
         return UserMessage("Conversations can't be saved in this window.",
                            "This browser window does not offer storage (IndexedDB) — private "
                            "browsing often turns it off. " + keep,

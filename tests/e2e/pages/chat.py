@@ -62,7 +62,7 @@ class ChatPage:
 
     @property
     def sidebar_links(self) -> Locator:
-        return self.page.get_by_role("navigation", name="Conversations").get_by_role("link")
+        return self.page.get_by_role("list", name="Saved conversations").get_by_role("link")
 
     def user_messages(self) -> Locator:
         return self.page.get_by_role("article", name="You")

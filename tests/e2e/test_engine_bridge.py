@@ -1,0 +1,450 @@
+"""The engine bridge and both engine workers, driven directly from a blank page.
+
+No Python app here: each test imports web/js/engine-bridge.js into an empty page on
+the dev server's origin and checks what the app relies on: WebLLM's exact progress
+texts and cache layout (the simulated engine), the sim knobs, the stream, interrupt,
+terminate, and that every failure arrives as a real, named Error, never a hang.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+MIB = 1024 * 1024
+SMART_F16 = "Llama-3.2-3B-Instruct-q4f16_1-MLC"
+SMART_F32 = "Llama-3.2-3B-Instruct-q4f32_1-MLC"
+QUICK_F32 = "Llama-3.2-1B-Instruct-q4f32_1-MLC"
+FAST = "engine=sim&sim_mbps=200&sim_compile_s=0.2&sim_tps=0"
+
+HELPERS = """
+async () => {
+  const bridge = await import("/js/engine-bridge.js");
+  const ids = ["1B", "3B"].flatMap((size) => ["q4f16_1", "q4f32_1"].map(
+    (q) => `Llama-3.2-${size}-Instruct-${q}-MLC`));
+  ids.push("Llama-3.1-8B-Instruct-q4f16_1-MLC", "Llama-3.1-8B-Instruct-q4f32_1-MLC");
+  const appConfig = (scale) => ({ model_list: ids.map((id) => ({
+    model_id: id,
+    model: `${location.origin}/sim-host/${scale}/${id}`,
+    model_lib: `${location.origin}/sim-host/${scale}/${id}/resolve/main/model-webgpu.wasm`,
+    overrides: { context_window_size: 4096 },
+  })) });
+  const outcome = (promise) => promise.then(
+    (value) => ({ ok: true, value }),
+    (e) => ({ ok: false, name: e.name, message: e.message, isError: e instanceof Error }));
+  window.T = {
+    bridge, appConfig, outcome, engines: [],
+    engine(search, scale = 0.01, kind = "sim") {
+      const state = { reports: [], times: [], crashes: [], deltas: [] };
+      const t0 = performance.now();
+      state.handle = bridge.createEngine({
+        kind, search, appConfig: kind === "sim" ? appConfig(scale) : undefined,
+        onProgress: (r) => { state.reports.push(r); state.times.push(performance.now() - t0); },
+        onCrash: (m) => state.crashes.push(m),
+      });
+      T.engines.push(state);
+      return state;
+    },
+    async cachedShards(modelId) {
+      const cache = await caches.open("webllm/model");
+      return (await cache.keys()).map((r) => r.url)
+        .filter((u) => u.includes(`/${modelId}/`) && u.includes("params_shard_"));
+    },
+  };
+  return true;
+}
+"""
+
+
+def _open(page: Page, site_url: str) -> None:
+    blank = f"{site_url}__engine_bridge_test.html"
+    page.route(blank, lambda route: route.fulfill(
+        status=200, content_type="text/html", body="<!doctype html><title>engine test</title>"))
+    page.goto(blank)
+    page.evaluate(HELPERS)
+
+
+def _run(page: Page, body: str, arg: Any = None) -> Any:
+    """Evaluate an async JS function body with `arg` in scope."""
+    return page.evaluate(f"async (arg) => {{ {body} }}", arg)
+
+
+def _tensor_cache(page: Page, scale: float, model: str) -> dict[str, Any]:
+    return _run(page, "return (await fetch(arg)).json();",
+                f"/sim-host/{scale}/{model}/resolve/main/tensor-cache.json")
+
+
+FETCH_RE = re.compile(
+    r"^Fetching param cache\[(\d+)/(\d+)\]: (\d+)MB fetched\. (\d+)% completed, (\d+) secs "
+    r"elapsed\. It can take a while when we first visit this page to populate the cache\. "
+    r"Later refreshes will become faster\.$")
+LOAD_RE = re.compile(
+    r"^Loading model from cache\[(\d+)/(\d+)\]: (\d+)MB loaded\. (\d+)% completed, (\d+) secs "
+    r"elapsed\.$")
+SHADER_RE = re.compile(r"^Loading GPU shader modules\[(\d+)/(\d+)\]: (\d+)% completed, (\d+) secs "
+                       r"elapsed\.$")
+FINISH = "Finish loading on WebGPU - Simulated GPU (LocalChat simulated engine)"
+
+
+def _phase(reports: list[dict[str, Any]], prefix: str,
+           pattern: re.Pattern[str]) -> list[tuple[dict[str, Any], re.Match[str]]]:
+    """The reports of one phase with their parsed texts (each must match exactly)."""
+    found = []
+    for report in reports:
+        if report["text"].startswith(prefix):
+            match = pattern.match(report["text"])
+            assert match, report["text"]
+            found.append((report, match))
+    return found
+
+
+def _check_bytes_text(report: dict[str, Any], match: re.Match[str], total: int) -> None:
+    done = round(report["progress"] * total)
+    assert int(match[3]) == math.ceil(done / MIB)
+    assert int(match[4]) == math.floor(done * 100 / total)
+    assert int(match[5]) == report["timeElapsed"]
+
+
+def test_sim_reload_emits_webllm_progress_texts_and_fills_webllm_cache(
+        page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    total = sum(r["nbytes"] for r in _tensor_cache(page, 0.01, SMART_F16)["records"])
+    shards = len(_tensor_cache(page, 0.01, SMART_F16)["records"])
+    result = _run(page, """
+        const e = T.engine("engine=sim&sim_mbps=100&sim_compile_s=2.5");
+        const before = await e.handle.hasModelInCache(arg);
+        const load = await T.outcome(e.handle.reload(arg, 60000));
+        const after = await e.handle.hasModelInCache(arg);
+        const webllm = await import("/vendor/web-llm/index.js");
+        const direct = await webllm.hasModelInCache(arg, T.appConfig(0.01));
+        const names = await caches.keys();
+        return { before, load, after, direct, names, reports: e.reports };
+    """, SMART_F16)
+    assert result["load"] == {"ok": True, "value": None}
+    assert result["before"] is False and result["after"] is True and result["direct"] is True
+    assert {"webllm/config", "webllm/model"} <= set(result["names"])
+
+    reports = result["reports"]
+    texts = [r["text"] for r in reports]
+    assert texts[0] == "Start to fetch params" and reports[0]["progress"] == 0
+    fetching = _phase(reports, "Fetching", FETCH_RE)
+    loading = _phase(reports, "Loading model", LOAD_RE)
+    shaders = _phase(reports, "Loading GPU", SHADER_RE)
+    assert [int(m[1]) for _, m in fetching] == list(range(1, shards + 1))
+    assert [int(m[1]) for _, m in loading] == list(range(1, shards + 1))
+    for report, match in fetching + loading:
+        assert int(match[2]) == shards
+        _check_bytes_text(report, match, total)
+    assert fetching[-1][0]["progress"] == 1 and loading[-1][0]["progress"] == 1
+    # Shader reports: at most about one a second, and always the last one.
+    assert 1 <= len(shaders) <= 3
+    last = shaders[-1][1]
+    assert last[1] == last[2] and last[3] == "100"
+    assert texts[-1] == FINISH and reports[-1]["progress"] == 1
+    assert texts.index(FINISH) == len(texts) - 1
+
+
+def test_second_reload_fetches_only_missing_shards(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    shards = len(_tensor_cache(page, 0.01, SMART_F16)["records"])
+    _run(page, """
+        window.first = T.engine("engine=sim&sim_mbps=3&sim_compile_s=0.2");
+        window.firstLoad = T.outcome(first.handle.reload(arg, 60000));
+    """, SMART_F16)
+    page.wait_for_function(
+        "first.reports.filter(r => r.text.startsWith('Fetching')).length >= 12")
+    stopped = _run(page, "first.handle.terminate(); return await firstLoad;")
+    assert stopped["ok"] is False and stopped["name"] == "EngineTerminated"
+    cached = set(_run(page, "return T.cachedShards(arg);", SMART_F16))
+    assert 12 <= len(cached) < shards
+
+    requested: list[str] = []
+    page.context.on("request", lambda r: requested.append(r.url)
+                    if "params_shard_" in r.url else None)
+    result = _run(page, """
+        const e = T.engine("engine=sim&sim_mbps=200&sim_compile_s=0.2");
+        const load = await T.outcome(e.handle.reload(arg, 60000));
+        return { load, cached: await e.handle.hasModelInCache(arg), reports: e.reports };
+    """, SMART_F16)
+    assert result["load"]["ok"] and result["cached"]
+    all_shards = set(_run(page, "return T.cachedShards(arg);", SMART_F16))
+    assert len(all_shards) == shards
+    assert set(requested) == all_shards - cached
+    fetching = [r for r in result["reports"] if r["text"].startswith("Fetching")]
+    assert len(fetching) == shards  # cached shards still count, instantly
+
+
+def test_sim_fail_fails_once_then_succeeds_even_in_a_new_worker(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const search = "engine=sim&sim_mbps=100&sim_compile_s=0.2&sim_fail=smart@30";
+        const e = T.engine(search);
+        const first = await T.outcome(e.handle.reload(arg, 60000));
+        const progress = e.reports.filter(r => r.text.startsWith("Fetching")).map(r => r.progress);
+        const cachedAfterFailure = await e.handle.hasModelInCache(arg);
+        const fresh = T.engine(search);  // a new worker: the failure is remembered
+        const second = await T.outcome(fresh.handle.reload(arg, 60000));
+        const third = await T.outcome(e.handle.reload(arg, 60000));
+        return { first, progress, cachedAfterFailure, second, third,
+                 cached: await fresh.handle.hasModelInCache(arg) };
+    """, SMART_F16)
+    first = result["first"]
+    assert first["ok"] is False and first["isError"] and first["name"] == "NetworkError"
+    assert "(simulated)" in first["message"] and "params_shard_" in first["message"]
+    assert result["progress"] and 0.3 <= max(result["progress"]) < 0.6
+    assert result["cachedAfterFailure"] is False
+    assert result["second"]["ok"] and result["third"]["ok"] and result["cached"]
+
+
+def test_sim_fail_always_fails_every_attempt(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.engine("engine=sim&sim_mbps=100&sim_compile_s=0.2&sim_fail_always=quick@10");
+        const a = await T.outcome(e.handle.reload(arg, 60000));
+        const b = await T.outcome(e.handle.reload(arg, 60000));
+        return [a, b];
+    """, QUICK_F32)
+    assert [r["name"] for r in result] == ["NetworkError", "NetworkError"]
+
+
+def test_no_shader_f16_fails_at_the_shader_phase_after_download(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.engine("engine=sim&sim_mbps=200&sim_compile_s=0.2&sim_gpu=nof16");
+        const f16 = await T.outcome(e.handle.reload(arg.f16, 60000));
+        const texts = e.reports.map(r => r.text);
+        const cached = await e.handle.hasModelInCache(arg.f16);
+        const f32 = await T.outcome(e.handle.reload(arg.f32, 60000));
+        return { f16, texts, cached, f32 };
+    """, {"f16": SMART_F16, "f32": SMART_F32})
+    assert result["f16"]["name"] == "ShaderF16SupportError"
+    assert "shader-f16" in result["f16"]["message"]
+    assert any(t.startswith("Loading model from cache") and "100% completed" in t
+               for t in result["texts"])
+    assert not any(t.startswith("Loading GPU shader modules") for t in result["texts"])
+    assert result["cached"] is True
+    assert result["f32"]["ok"] is True
+
+
+def test_load_errors_are_named_like_webllm(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const none = T.engine("engine=sim&sim_gpu=none");
+        const bare = T.bridge.createEngine({ kind: "sim", search: "engine=sim" });
+        return {
+          noGpu: await T.outcome(none.handle.reload(arg, 60000)),
+          unknown: await T.outcome(none.handle.reload("no-such-model", 60000)),
+          noConfig: await T.outcome(bare.reload("no-such-model", 60000)),
+          notLoaded: await T.outcome(T.engine(arg).handle.chat([{role: "user", content: "hi"}])),
+        };
+    """, SMART_F32)
+    assert result["noGpu"]["name"] == "WebGPUNotAvailableError"
+    assert result["unknown"]["name"] == "ModelNotFoundError"
+    assert result["noConfig"]["name"] == "ModelNotFoundError"
+    assert result["notLoaded"]["ok"] is False and result["notLoaded"]["isError"]
+
+
+def test_echo_streams_exact_text_with_usage(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    text = "<b>hi</b>\nline2 — héllo 👋 世界\n\n  `code`  "
+    result = _run(page, """
+        const e = T.engine(arg.search);
+        await e.handle.reload(arg.model, 60000);
+        const deltas = [];
+        const echo = await e.handle.chat([{ role: "user", content: "/echo " + arg.text }],
+                                         { onDelta: (t) => deltas.push(t) });
+        const prompt = [{ role: "user", content: "What is a simulated engine for?" }];
+        const reply = await e.handle.chat(prompt);
+        const again = await e.handle.chat(prompt);
+        const short = await e.handle.chat(prompt, { maxTokens: 5 });
+        return { echo, deltas, reply, again, short };
+    """, {"search": FAST, "model": SMART_F32, "text": text})
+    echo = result["echo"]
+    assert echo["content"] == text and "".join(result["deltas"]) == text
+    assert echo["finishReason"] == "stop"
+    usage = echo["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert {"prefill_tokens_per_s", "decode_tokens_per_s", "time_to_first_token_s",
+            "e2e_latency_s"} <= set(usage["extra"])
+    reply = result["reply"]
+    assert reply["content"] == result["again"]["content"]
+    assert "simulated" in reply["content"].lower()
+    assert 30 <= reply["usage"]["completion_tokens"] <= 80
+    short = result["short"]
+    assert short["finishReason"] == "length" and short["usage"]["completion_tokens"] == 5
+    assert reply["content"].startswith(short["content"])
+
+
+def test_prompt_beyond_the_context_window_is_refused(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.engine(arg.search);
+        await e.handle.reload(arg.model, 60000);
+        return T.outcome(e.handle.chat([{ role: "user", content: "x".repeat(4096 * 4 + 100) }]));
+    """, {"search": FAST, "model": SMART_F32})
+    assert result["name"] == "ContextWindowSizeExceededError"
+
+
+def test_interrupt_ends_the_reply_with_abort_keeping_the_text(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    _run(page, """
+        window.e = T.engine("engine=sim&sim_mbps=200&sim_compile_s=0.2&sim_tps=20");
+        await e.handle.reload(arg, 60000);
+        window.reply = e.handle.chat([{ role: "user", content: "Tell me a story" }],
+                                     { onDelta: (t) => e.deltas.push(t) });
+    """, SMART_F32)
+    page.wait_for_function("e.deltas.length >= 2")
+    result = _run(page, """
+        await e.handle.interrupt();
+        const stopped = await reply;
+        const full = await e.handle.chat([{ role: "user", content: "Tell me a story" }],
+                                         { maxTokens: 1000 });
+        // An interrupt that arrives before the first token still stops the reply.
+        const early = e.handle.chat([{ role: "user", content: "Tell me a story" }]);
+        await e.handle.interrupt();
+        return { stopped, full, early: await early, deltas: e.deltas.join("") };
+    """)
+    stopped = result["stopped"]
+    assert stopped["finishReason"] == "abort"
+    assert stopped["content"] == result["deltas"]
+    assert result["full"]["content"].startswith(stopped["content"])
+    assert len(stopped["content"]) < len(result["full"]["content"])
+    assert result["early"]["finishReason"] == "abort"
+
+
+def test_unload_during_download_resolves_the_reload(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    _run(page, """
+        window.e = T.engine("engine=sim&sim_mbps=2&sim_compile_s=0.2");
+        window.load = T.outcome(e.handle.reload(arg, 60000));
+    """, SMART_F16)
+    page.wait_for_function("e.reports.some(r => r.text.startsWith('Fetching'))")
+    result = _run(page, """
+        await e.handle.unload();
+        return { load: await load, cached: await e.handle.hasModelInCache(arg),
+                 chat: await T.outcome(e.handle.chat([{ role: "user", content: "hi" }])),
+                 alive: e.handle.alive };
+    """, SMART_F16)
+    assert result["load"] == {"ok": True, "value": None}
+    assert result["cached"] is False
+    assert result["chat"]["name"] == "ModelNotLoadedError"
+    assert result["alive"] is True
+
+
+def test_terminate_settles_every_pending_call(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    _run(page, """
+        window.loading = T.engine("engine=sim&sim_mbps=1&sim_compile_s=0.2");
+        window.load = T.outcome(loading.handle.reload(arg, 0));
+        window.chatting = T.engine("engine=sim&sim_mbps=200&sim_compile_s=0.2&sim_tps=2");
+        await chatting.handle.reload(arg, 60000);
+        window.reply = T.outcome(chatting.handle.chat([{ role: "user", content: "hi" }],
+                                                      { onDelta: (t) => chatting.deltas.push(t) }));
+    """, SMART_F16)
+    page.wait_for_function("loading.reports.length >= 1 && chatting.deltas.length >= 1")
+    result = _run(page, """
+        loading.handle.terminate();
+        loading.handle.terminate();  // idempotent
+        chatting.handle.terminate();
+        return { load: await load, reply: await reply, alive: loading.handle.alive,
+                 later: await T.outcome(loading.handle.chat([{ role: "user", content: "hi" }])) };
+    """)
+    assert result["load"]["name"] == "EngineTerminated" and result["load"]["isError"]
+    assert result["reply"]["name"] == "EngineTerminated"
+    assert result["alive"] is False
+    assert result["later"]["name"] == "EngineTerminated"
+
+
+def test_a_worker_that_cannot_start_rejects_calls_and_reports_the_crash(
+        page: Page, site_url: str) -> None:
+    page.route("**/workers/sim-engine-worker.js*",
+               lambda route: route.fulfill(status=200, content_type="text/javascript",
+                                           body="this is not javascript ("))
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.engine("engine=sim");
+        const load = await T.outcome(e.handle.reload(arg, 60000));
+        return { load, crashes: e.crashes, alive: e.handle.alive };
+    """, SMART_F16)
+    assert result["load"]["name"] == "EngineWorkerError"
+    assert "engine worker" in result["load"]["message"]
+    assert len(result["crashes"]) == 1 and result["alive"] is False
+
+
+def test_real_engine_fails_fast_when_the_model_host_is_unreachable(
+        page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.engine("", 1, "webllm");
+        const t0 = performance.now();
+        const load = await T.outcome(e.handle.reload(arg, 60000));
+        return { load, ms: performance.now() - t0, alive: e.handle.alive };
+    """, QUICK_F32)
+    load = result["load"]
+    assert load["ok"] is False and load["isError"]
+    assert "fetch" in (load["name"] + " " + load["message"]).lower()
+    assert result["ms"] < 20_000
+    assert result["alive"] is True
+
+
+def test_probe_gpu(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const p = T.bridge.probeGpu;
+        return { real: await p(""), f16: await p("?engine=sim"),
+                 nof16: await p("engine=sim&sim_gpu=nof16"),
+                 low: await p("?engine=sim&sim_gpu=low"),
+                 none: await p("?engine=sim&sim_gpu=none") };
+    """)
+    real = result["real"]
+    # Headless Chromium with --enable-unsafe-webgpu: SwiftShader, no shader-f16.
+    assert real["usable"] is True and real["reason"] == "ok"
+    assert real["f16"] is False and real["simulated"] is False
+    assert (result["f16"]["usable"], result["f16"]["f16"], result["f16"]["lowResource"]) == (
+        True, True, False)
+    assert (result["nof16"]["usable"], result["nof16"]["f16"]) == (True, False)
+    low = result["low"]
+    assert low["usable"] and low["f16"] and low["lowResource"]
+    assert low["maxStorageBufferBindingSize"] == 128 * MIB
+    assert (result["none"]["usable"], result["none"]["reason"]) == (False, "no-webgpu")
+    assert all(result[k]["simulated"] for k in ("f16", "nof16", "low", "none"))
+
+
+@pytest.mark.parametrize(("value", "name", "message"), [
+    ("ShaderF16SupportError: needs f16", "ShaderF16SupportError", "needs f16"),
+    ("TypeError: Failed to fetch", "TypeError", "Failed to fetch"),
+    ("no prefix here", "EngineError", "no prefix here"),
+    ("two words: not a name", "EngineError", "two words: not a name"),
+])
+def test_to_error_names_errors_from_webllm_strings(
+        page: Page, site_url: str, value: str, name: str, message: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.bridge.toError(arg);
+        const plain = Object.getPrototypeOf(e) === Error.prototype;
+        return [e instanceof Error, plain, e.name, e.message];
+    """, value)
+    assert result == [True, True, name, message]
+
+
+def test_with_timeout_normalises_and_times_out(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const { withTimeout } = T.bridge;
+        return {
+          hang: await T.outcome(withTimeout(new Promise(() => {}), 50, "Waiting")),
+          string: await T.outcome(withTimeout(Promise.reject("NetworkError: gone"), 1000)),
+          value: await T.outcome(withTimeout(Promise.resolve(7), 0)),
+          dom: await T.outcome(withTimeout(
+            Promise.reject(new DOMException("full", "QuotaExceededError")), 0)),
+        };
+    """)
+    assert result["hang"]["name"] == "TimeoutError" and "Waiting" in result["hang"]["message"]
+    assert result["string"] == {"ok": False, "name": "NetworkError", "message": "gone",
+                                "isError": True}
+    assert result["value"] == {"ok": True, "value": 7}
+    assert result["dom"]["name"] == "QuotaExceededError" and result["dom"]["isError"]
