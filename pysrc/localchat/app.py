@@ -9,6 +9,8 @@ marks the page ready (`<body data-ready="true">`, event `localchat:ready`).
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import Any
 
 import js  # type: ignore[import-not-found]
@@ -18,13 +20,14 @@ from .adapters.dexie_store import DexieStore
 from .adapters.engine_client import WorkerEngine
 from .adapters.ffi import create_proxy, js_object
 from .adapters.page import Page
-from .core.chat import ChatService
+from .core.chat import ChatService, check_message
 from .core.conversation import Conversation, new_id
-from .core.errors import EngineFailure, StoreFailure, UserMessage
+from .core.errors import EngineFailure, StoreFailure, UserMessage, explain_store_failure
 from .core.gpu import GpuReport, explain_gpu
 from .core.routes import conversation_route, parse_route
 from .core.settings import EngineChoice, EngineKind, parse_engine_query
 from .core.state import AppState, EngineStatus, StateBox
+from .core.transfer import ImportProblem, as_copies, export_document, export_filename, parse_import
 
 __all__ = ["main"]
 
@@ -35,6 +38,8 @@ class App:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.proxies: list[Any] = []
+        self.service: ChatService
+        self.page: Page
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -61,8 +66,8 @@ class App:
         service = ChatService(box, DexieStore(bridges.db), engine, BrowserClock())
         box.update(gpu=gpu, engine=EngineStatus(error=self._why_no_engine(choice, gpu)))
 
-        page = Page(js.document, on_send=lambda text: self.spawn(service.send(text)),
-                    on_stop=lambda: self.spawn(service.stop()))
+        self.service = service
+        page = self.page = Page(js.document, self)
         page.render(None, box.state)
         box.subscribe(page.render)
         service.on_stream(page.stream)
@@ -80,6 +85,112 @@ class App:
         page.mark_ready()
         if held:
             page.send_current()
+        self.spawn(self._install_markdown())
+
+    async def _install_markdown(self) -> None:
+        """Markdown rendering, installed offline from the vendored wheels after boot."""
+        from .adapters.packages import install_vendored_wheels
+        from .ui.markdown import MarkdownRenderer
+
+        try:
+            await install_vendored_wheels(site_base(), ("markdown_it_py-", "mdurl-"))
+        except Exception as error:  # the app keeps showing replies as plain text
+            js.console.warn(f"LocalChat: Markdown rendering is unavailable: {error!r}")
+            return
+        renderer = MarkdownRenderer.create()
+        if renderer is not None:
+            self.page.set_markdown(renderer.render)
+            js.document.body.dataset.markdown = "ready"
+
+    # --- Actions (called by the page) ---------------------------------------------
+
+    def check(self, text: str) -> UserMessage | None:
+        return check_message(text)
+
+    def send(self, text: str) -> None:
+        self.spawn(self.service.send(text))
+
+    def stop(self) -> None:
+        self.spawn(self.service.stop())
+
+    def regenerate(self) -> None:
+        self.spawn(self.service.regenerate())
+
+    def rename(self, conversation_id: str, title: str) -> None:
+        self.spawn(self.service.rename(conversation_id, title))
+
+    def delete(self, conversation_id: str) -> None:
+        self.spawn(self._delete(conversation_id))
+
+    async def _delete(self, conversation_id: str) -> None:
+        target = next((c for c in self.service.box.state.conversations
+                       if c.id == conversation_id), None)
+        if target is None:
+            return
+        confirmed = await self.page.confirm(
+            f"Delete “{target.title}”?",
+            "The conversation and all its messages will be removed from this browser. "
+            "This can't be undone.", "Delete")
+        if not confirmed:
+            return
+        was_active = self.service.box.state.active_id == conversation_id
+        await self.service.delete(conversation_id)
+        if was_active:
+            js.location.hash = "#/chat"
+            self.page.textarea.focus()
+        self.page.toast(f"Deleted “{target.title}”.")
+
+    def export(self, conversation_id: str | None) -> None:
+        self.spawn(self._export(conversation_id))
+
+    async def _export(self, conversation_id: str | None) -> None:
+        try:
+            conversations, messages = await self.service.export(conversation_id)
+        except StoreFailure as failure:
+            problem = explain_store_failure(failure)
+            self.page.show_alert("Export failed.", f"{problem.title} {problem.detail}")
+            return
+        if not conversations:
+            self.page.toast("There are no conversations to export yet.")
+            return
+        document = export_document(conversations, messages, int(time.time() * 1000))
+        name = export_filename(conversations, time.strftime("%Y-%m-%d"))
+        self.page.download(name, json.dumps(document, ensure_ascii=False, indent=1))
+        count = len(conversations)
+        self.page.toast(f"Exported {count} conversation{'s' if count != 1 else ''}.")
+
+    def import_text(self, name: str, text: str) -> None:
+        self.spawn(self._import(name, text))
+
+    async def _import(self, name: str, text: str) -> None:
+        try:
+            bundle = parse_import(text)
+        except ImportProblem as problem:
+            self.page.show_alert(f"“{name}” can't be imported.",
+                                 f"{problem} Nothing was changed.")
+            return
+        existing = {c.id for c in self.service.box.state.conversations}
+        clashes = {c.id for c in bundle.conversations if c.id in existing}
+        if clashes:
+            n = len(clashes)
+            agreed = await self.page.confirm(
+                "Import as copies?",
+                f"{n} of these conversations {'is' if n == 1 else 'are'} already here. "
+                "They will be added as copies; nothing will be overwritten.", "Import copies")
+            if not agreed:
+                self.page.toast("Import canceled; nothing was changed.")
+                return
+            bundle = as_copies(bundle, clashes)
+        try:
+            await self.service.import_bundle(bundle.conversations, bundle.messages)
+        except StoreFailure as failure:
+            problem = explain_store_failure(failure)
+            self.page.show_alert(f"“{name}” could not be saved.",
+                                 f"{problem.title} {problem.detail} Nothing was imported.")
+            return
+        count = len(bundle.conversations)
+        self.page.toast(f"Imported {count} conversation{'s' if count != 1 else ''} "
+                        f"({bundle.message_count} messages).")
 
     @staticmethod
     def _why_no_engine(choice: EngineChoice, gpu: GpuReport) -> UserMessage | None:

@@ -134,6 +134,20 @@ export function updateMessage(id, changes) {
   return guard(database().messages.update(id, changes));
 }
 
+/** Delete one message (a reply being regenerated). */
+export function deleteMessage(id) {
+  return guard(database().messages.delete(id));
+}
+
+/** Add imported conversations and messages in one transaction: all or nothing. */
+export function importConversations(conversations, messages) {
+  const d = database();
+  return guard(d.transaction("rw", d.conversations, d.messages, async () => {
+    await d.conversations.bulkAdd(conversations);
+    await d.messages.bulkAdd(messages);
+  }));
+}
+
 export function deleteConversation(id) {
   const d = database();
   return guard(d.transaction("rw", d.conversations, d.messages, () => {

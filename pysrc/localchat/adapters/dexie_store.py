@@ -51,3 +51,19 @@ class DexieStore:
         record = message_to_record(message)
         del record["id"]
         await call(self._db.updateMessage(message.id, js_object(record)), StoreFailure)
+
+    async def delete_message(self, message_id: str) -> None:
+        await call(self._db.deleteMessage(message_id), StoreFailure)
+
+    async def update_conversation(self, conversation_id: str, changes: dict[str, Any]) -> None:
+        await call(self._db.updateConversation(conversation_id, js_object(changes)),
+                   StoreFailure)
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        await call(self._db.deleteConversation(conversation_id), StoreFailure)
+
+    async def import_conversations(self, conversations: list[Conversation],
+                                   messages: list[Message]) -> None:
+        await call(self._db.importConversations(
+            js_object([conversation_to_record(c) for c in conversations]),
+            js_object([message_to_record(m) for m in messages])), StoreFailure)

@@ -1,58 +1,111 @@
 """The page: puts the views' HTML into the DOM and turns DOM events into actions.
 
-Owns the region roots of index.html (sidebar list, thread, notices, composer status),
-one delegated listener per region root, and the streaming path: streamed text is
-appended to one node, never by re-rendering the thread. The composer's textarea is
-never re-rendered, so focus, selection and IME state survive.
+Owns the region roots of index.html (sidebar list, thread, notices, composer status,
+performance panel, confirmation dialog, live regions), one delegated listener per
+region root, and the streaming path: streamed text is appended to one node, never by
+re-rendering the thread. The thread is patched per message (only changed or new
+messages are rendered; Markdown is rendered once per finished message). The
+composer's textarea is never re-rendered, so focus, selection and IME state survive.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import js  # type: ignore[import-not-found]
 
+from ..core.conversation import Message
+from ..core.errors import UserMessage
 from ..core.gpu import explain_gpu
 from ..core.state import AppState
 from ..ui import views
 from .ffi import create_proxy
 
-__all__ = ["Page"]
+__all__ = ["Actions", "Page"]
+
+SIDEBAR_PAGE = 100
+"""Conversations rendered at first, and added each time the list nears its end."""
+
+
+class Actions(Protocol):
+    """What the page asks the app to do (the composition root implements it)."""
+
+    def check(self, text: str) -> UserMessage | None: ...
+    def send(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+    def regenerate(self) -> None: ...
+    def rename(self, conversation_id: str, title: str) -> None: ...
+    def delete(self, conversation_id: str) -> None: ...
+    def export(self, conversation_id: str | None) -> None: ...
+    def import_text(self, name: str, text: str) -> None: ...
 
 
 class Page:
-    def __init__(self, document: Any, on_send: Callable[[str], None],
-                 on_stop: Callable[[], None]) -> None:
+    def __init__(self, document: Any, actions: Actions) -> None:
         self.doc = document
-        self.sidebar = document.getElementById("conversation-list")
-        self.thread = document.getElementById("thread")
-        self.status = document.getElementById("composer-status")
-        self.engine_label = document.getElementById("engine-label")
-        self.form = document.getElementById("composer")
-        self.textarea = document.getElementById("message")
-        self.send_button = document.getElementById("send-button")
-        self.stop_button = document.getElementById("stop-button")
-        notice_area = document.getElementById("notice-area")
+        self.actions = actions
+        get = document.getElementById
+        self.sidebar = get("sidebar")
+        self.sidebar_list = get("conversation-list")
+        self.sidebar_toggle = document.querySelector(".sidebar-toggle")
+        self.thread = get("thread")
+        self.status = get("composer-status")
+        self.composer_error = get("composer-error")
+        self.context_note = get("context-note")
+        self.engine_label = get("engine-label")
+        self.form = get("composer")
+        self.textarea = get("message")
+        self.send_button = get("send-button")
+        self.stop_button = get("stop-button")
+        self.perf_button = get("perf-button")
+        self.perf_panel = get("perf-panel")
+        self.perf_body = get("perf-body")
+        self.dialog = get("confirm-dialog")
+        self.announcer = get("announcer")
+        self.toasts = get("toasts")
+        self.import_input = get("import-file")
+        notice_area = get("notice-area")
         self.notices = document.createElement("div")
         self.notices.className = "app-notices"
         notice_area.prepend(self.notices)
-        self._on_send = on_send
-        self._on_stop = on_stop
+
+        self.markdown: views.Markdown | None = None
+        self._state: AppState | None = None
         self._stream_node: Any = None
         self._stream_id: str | None = None
-        self._proxies = [
-            self._listen(self.form, "submit", self._submit),
-            self._listen(self.textarea, "keydown", self._keydown),
-            self._listen(self.stop_button, "click", lambda *_: self._on_stop()),
-        ]
+        self._rendered: dict[str, tuple[Message, bool, str]] = {}
+        self._window = views.THREAD_WINDOW
+        self._sidebar_limit = SIDEBAR_PAGE
+        self._dialog_future: asyncio.Future[bool] | None = None
+        self._proxies: list[Any] = []
+        listen = self._listen
+        listen(self.form, "submit", self._submit)
+        listen(self.textarea, "keydown", self._keydown)
+        listen(self.textarea, "input", lambda *_: self._clear_composer_error())
+        listen(self.stop_button, "click", lambda *_: self.actions.stop())
+        listen(self.sidebar, "click", self._sidebar_click)
+        listen(self.sidebar_list, "keydown", self._sidebar_keydown)
+        listen(self.sidebar_list, "focusout", self._sidebar_focusout)
+        listen(self.thread, "click", self._thread_click)
+        listen(self.thread, "scroll", lambda *_: self._note_scroll())
+        listen(self.perf_button, "click", lambda *_: self.toggle_perf())
+        listen(self.perf_panel, "keydown", self._perf_keydown)
+        listen(self.sidebar_toggle, "click", lambda *_: self.toggle_drawer())
+        listen(self.import_input, "change", self._import_chosen)
+        listen(self.dialog, "click", self._dialog_click)
+        listen(self.dialog, "close", lambda *_: self._dialog_closed())
+        listen(document, "keydown", self._document_keydown)
+        self._observer = js.IntersectionObserver.new(create_proxy(self._more_visible))
+        self._follow = True
 
-    def _listen(self, node: Any, event: str, handler: Callable[..., None]) -> Any:
+    def _listen(self, node: Any, event: str, handler: Callable[..., None]) -> None:
         proxy = create_proxy(handler)
         node.addEventListener(event, proxy)
-        return proxy
+        self._proxies.append(proxy)
 
-    # --- events ------------------------------------------------------------------
+    # --- composer ----------------------------------------------------------------
 
     def _submit(self, event: Any, *_: Any) -> None:
         event.preventDefault()
@@ -63,24 +116,423 @@ class Page:
         if not text.strip():
             self.textarea.focus()
             return
+        problem = self.actions.check(text)
+        if problem is not None:
+            self.composer_error.textContent = f"{problem.title} {problem.detail} {problem.action}"
+            self.composer_error.hidden = False
+            return
+        if self._state is not None and self._state.replying:
+            self.show_composer_error("A reply is still being written. Stop it or wait, "
+                                     "then send; your message is still in the box.")
+            return
+        self._clear_composer_error()
         self.textarea.value = ""
-        self._on_send(text)
+        self._follow = True
+        self.actions.send(text)
+
+    def show_composer_error(self, text: str) -> None:
+        self.composer_error.textContent = text
+        self.composer_error.hidden = False
+
+    def _clear_composer_error(self) -> None:
+        if not self.composer_error.hidden:
+            self.composer_error.hidden = True
+            self.composer_error.textContent = ""
 
     def _keydown(self, event: Any, *_: Any) -> None:
         if event.key == "Enter" and not event.shiftKey and not event.isComposing:
             event.preventDefault()
             self.form.requestSubmit()
 
+    def _document_keydown(self, event: Any, *_: Any) -> None:
+        if event.key == "Escape":
+            if self.doc.body.classList.contains("drawer-open"):
+                self.toggle_drawer(False)
+                self.sidebar_toggle.focus()
+            elif not self.perf_panel.hidden:
+                self.toggle_perf(False)
+                self.perf_button.focus()
+
+    # --- sidebar -----------------------------------------------------------------
+
+    @staticmethod
+    def _target(event: Any) -> tuple[str, Any]:
+        node = event.target.closest("[data-action]")
+        if not node:
+            return "", None
+        return str(node.dataset.action), node
+
+    def _item_id(self, node: Any) -> str | None:
+        item = node.closest("li[data-id]")
+        return str(item.dataset.id) if item else None
+
+    def _sidebar_click(self, event: Any, *_: Any) -> None:
+        action, node = self._target(event)
+        if action == "rename":
+            cid = self._item_id(node)
+            if cid:
+                self.start_rename(cid)
+        elif action == "delete":
+            cid = self._item_id(node)
+            if cid:
+                self.actions.delete(cid)
+        elif action == "export":
+            self.actions.export(self._item_id(node))
+        elif action == "export-all":
+            self.actions.export(None)
+        elif action == "import":
+            self.import_input.click()
+        elif action == "more-conversations":
+            self.show_more_conversations()
+        elif event.target.closest("a"):
+            self.toggle_drawer(False)
+
+    def start_rename(self, conversation_id: str) -> None:
+        item = self.sidebar_list.querySelector(f'li[data-id="{conversation_id}"]')
+        if not item:
+            return
+        link = item.querySelector("a")
+        title = str(link.textContent)
+        field = self.doc.createElement("input")
+        field.className = "rename-input"
+        field.value = title
+        field.setAttribute("aria-label", "Conversation title")
+        field.setAttribute("data-original", title)
+        link.replaceWith(field)
+        field.focus()
+        field.select()
+
+    def _finish_rename(self, field: Any, commit: bool) -> None:
+        if field.getAttribute("data-done") == "1":
+            return
+        field.setAttribute("data-done", "1")
+        cid = self._item_id(field)
+        value = str(field.value)
+        if self._state is not None:
+            self._render_sidebar(self._state)
+        if cid is not None:
+            link = self.sidebar_list.querySelector(f'li[data-id="{cid}"] a')
+            if link:
+                link.focus()
+        if commit and cid is not None and value.strip() and value != str(field.getAttribute("data-original")):
+            self.actions.rename(cid, value)
+
+    def _sidebar_keydown(self, event: Any, *_: Any) -> None:
+        target = event.target
+        if not target.classList.contains("rename-input"):
+            if event.key == "F2" and target.closest("li[data-id]"):
+                event.preventDefault()
+                cid = self._item_id(target)
+                if cid:
+                    self.start_rename(cid)
+            return
+        if event.key == "Enter":
+            event.preventDefault()
+            self._finish_rename(target, True)
+        elif event.key == "Escape":
+            event.preventDefault()
+            event.stopPropagation()
+            self._finish_rename(target, False)
+
+    def _sidebar_focusout(self, event: Any, *_: Any) -> None:
+        if event.target.classList.contains("rename-input"):
+            self._finish_rename(event.target, True)
+
+    def show_more_conversations(self) -> None:
+        state = self._state
+        if state is None:
+            return
+        start = self._sidebar_limit
+        self._sidebar_limit += SIDEBAR_PAGE * 2
+        more = self.sidebar_list.querySelector(".more-item")
+        if more:
+            self._observer.unobserve(more)
+            more.remove()
+        chunk = state.conversations[start:self._sidebar_limit]
+        html = "".join(views.conversation_item(c, state.active_id) for c in chunk)
+        rest = len(state.conversations) - self._sidebar_limit
+        if rest > 0:
+            html += views.more_item(rest)
+        self.sidebar_list.insertAdjacentHTML("beforeend", html)
+        self._observe_more()
+
+    def _more_visible(self, entries: Any, *_: Any) -> None:
+        if any(bool(e.isIntersecting) for e in entries):
+            self.show_more_conversations()
+
+    def _observe_more(self) -> None:
+        more = self.sidebar_list.querySelector(".more-item")
+        if more:
+            self._observer.observe(more)
+
+    def toggle_drawer(self, open_: bool | None = None) -> None:
+        body = self.doc.body
+        show = (not body.classList.contains("drawer-open")) if open_ is None else open_
+        body.classList.toggle("drawer-open", show)
+        self.sidebar_toggle.setAttribute("aria-expanded", "true" if show else "false")
+        if show:
+            first = self.sidebar.querySelector("a")
+            if first:
+                first.focus()
+
+    # --- thread ------------------------------------------------------------------
+
+    def _thread_click(self, event: Any, *_: Any) -> None:
+        action, node = self._target(event)
+        if action == "regenerate":
+            self._follow = True
+            self.actions.regenerate()
+        elif action == "copy-code":
+            code = node.closest(".code-block").querySelector("code")
+            js.navigator.clipboard.writeText(code.textContent).then(
+                create_proxy(lambda *_: self._copied(node)),
+                create_proxy(lambda *_: self._copied(node, failed=True)))
+        elif action == "show-earlier" and self._state is not None:
+            before = self.thread.scrollHeight
+            self._window += 500
+            self._render_thread(self._state, full=True)
+            self.thread.scrollTop = self.thread.scrollHeight - before
+
+    def _copied(self, button: Any, failed: bool = False) -> None:
+        button.textContent = "Copy failed" if failed else "Copied"
+        self.announce("Copy failed." if failed else "Code copied.")
+
+    def _note_scroll(self) -> None:
+        self._follow = self._at_bottom()
+
+    def _at_bottom(self) -> bool:
+        t = self.thread
+        return bool(t.scrollHeight - t.scrollTop - t.clientHeight < 48)
+
+    def _message_html(self, m: Message, last: bool, simulated: bool) -> str:
+        cached = self._rendered.get(m.id)
+        if cached is not None and cached[0] == m and cached[1] == last:
+            return cached[2]
+        html = views.message_html(m, simulated, self.markdown, last)
+        self._rendered[m.id] = (m, last, html)
+        return html
+
+    def _render_thread(self, new: AppState, full: bool) -> None:
+        self._stream_node = None
+        self._stream_id = None
+        if full or not new.messages or new.not_found_id is not None:
+            if full:
+                self._rendered.clear()
+            self.thread.innerHTML = views.thread_html(new, self.markdown, self._window) \
+                if not new.messages or new.not_found_id is not None else self._thread_body(new)
+            self.thread.scrollTop = self.thread.scrollHeight
+            return
+        self._patch_thread(new)
+
+    def _thread_body(self, new: AppState) -> str:
+        simulated = new.engine_choice.simulated
+        shown = new.messages[-self._window:]
+        hidden = len(new.messages) - len(shown)
+        parts = [views.thread_notes(new)]
+        if hidden:
+            parts.append('<p class="earlier"><button type="button" class="link-button" '
+                         f'data-action="show-earlier">Show {hidden:,} earlier messages'
+                         "</button></p>")
+        last = len(shown) - 1
+        parts.extend(self._message_html(m, i == last, simulated) for i, m in enumerate(shown))
+        return "".join(parts)
+
+    def _patch_thread(self, new: AppState) -> None:
+        """Re-render only the messages that changed, were added or were removed."""
+        simulated = new.engine_choice.simulated
+        nodes = {str(n.dataset.messageId): n
+                 for n in self.thread.querySelectorAll("article[data-message-id]")}
+        if not nodes:
+            self.thread.innerHTML = self._thread_body(new)
+            self._scroll_if_following()
+            return
+        shown = new.messages[-self._window:]
+        wanted = {m.id for m in shown}
+        for mid, node in nodes.items():
+            if mid not in wanted:
+                node.remove()
+                self._rendered.pop(mid, None)
+        last = len(shown) - 1
+        previous: Any = None
+        for i, m in enumerate(shown):
+            node = nodes.get(m.id)
+            cached = self._rendered.get(m.id)
+            if node and cached is not None and cached[0] == m and cached[1] == (
+                    i == last):
+                previous = node
+                continue
+            html = self._message_html(m, i == last, simulated)
+            if node:
+                node.outerHTML = html
+                node = self.thread.querySelector(f'[data-message-id="{m.id}"]')
+            elif previous:
+                previous.insertAdjacentHTML("afterend", html)
+                node = previous.nextElementSibling
+            else:
+                self.thread.insertAdjacentHTML("beforeend", html)
+                node = self.thread.lastElementChild
+            previous = node
+        self._scroll_if_following()
+
+    def _scroll_if_following(self) -> None:
+        if self._follow:
+            self.thread.scrollTop = self.thread.scrollHeight
+
+    def stream(self, message_id: str, text: str) -> None:
+        """Append streamed text to the reply's bubble (one node, no re-render)."""
+        if self._stream_id != message_id or not self._stream_node:
+            self._stream_node = self.doc.querySelector(
+                f'[data-message-id="{message_id}"] .bubble')
+            self._stream_id = message_id
+        if not self._stream_node:
+            return
+        self._stream_node.append(text)
+        self._scroll_if_following()
+
+    def set_markdown(self, render: views.Markdown) -> None:
+        self.markdown = render
+        if self._state is not None and self._state.messages:
+            self._rendered.clear()
+            follow = self._follow
+            top = self.thread.scrollTop
+            self.thread.innerHTML = self._thread_body(self._state)
+            if follow:
+                self.thread.scrollTop = self.thread.scrollHeight
+            else:
+                self.thread.scrollTop = top
+
+    # --- performance panel, notices, dialogs, live regions -----------------------
+
+    def toggle_perf(self, show: bool | None = None) -> None:
+        visible = self.perf_panel.hidden if show is None else show
+        self.perf_panel.hidden = not visible
+        self.perf_button.setAttribute("aria-expanded", "true" if visible else "false")
+        if visible:
+            self.perf_panel.focus()
+
+    def _perf_keydown(self, event: Any, *_: Any) -> None:
+        if event.key == "Escape":
+            self.toggle_perf(False)
+            self.perf_button.focus()
+
+    def announce(self, text: str) -> None:
+        """Tell screen readers (the text is replaced, so repeats are announced)."""
+        self.announcer.textContent = ""
+        js.setTimeout(create_proxy(lambda *_: setattr(self.announcer, "textContent", text)),
+                      50)
+
+    def toast(self, text: str) -> None:
+        node = self.doc.createElement("div")
+        node.className = "toast"
+        node.textContent = text
+        self.toasts.append(node)
+        js.setTimeout(create_proxy(lambda *_: node.remove()), 6000)
+
+    def show_alert(self, title: str, detail: str) -> None:
+        """A dismissible error notice (import problems and the like)."""
+        box = self.doc.createElement("div")
+        box.className = "notice notice-error"
+        box.setAttribute("role", "alert")
+        strong = self.doc.createElement("strong")
+        strong.textContent = title
+        para = self.doc.createElement("p")
+        para.textContent = detail
+        close = self.doc.createElement("button")
+        close.type = "button"
+        close.className = "link-button"
+        close.textContent = "Dismiss"
+        close.addEventListener("click", create_proxy(lambda *_: box.remove()))
+        box.append(strong, para, close)
+        self.notices.append(box)
+
+    async def confirm(self, title: str, body: str, confirm_label: str) -> bool:
+        """Ask in the app's one confirmation dialog (an alertdialog). True: confirmed."""
+        if self._dialog_future is not None and not self._dialog_future.done():
+            self._dialog_future.set_result(False)
+        returning = self.doc.activeElement
+        self.doc.getElementById("confirm-title").textContent = title
+        self.doc.getElementById("confirm-body").textContent = body
+        button = self.dialog.querySelector('[data-choice="confirm"]')
+        button.textContent = confirm_label
+        future: asyncio.Future[bool] = asyncio.get_event_loop().create_future()
+        self._dialog_future = future
+        self.dialog.showModal()
+        self.dialog.querySelector('[data-choice="cancel"]').focus()
+        try:
+            return await future
+        finally:
+            if self.dialog.open:
+                self.dialog.close()
+            if returning and returning.isConnected:
+                returning.focus()
+
+    def _dialog_click(self, event: Any, *_: Any) -> None:
+        choice = event.target.closest("[data-choice]")
+        if not choice:
+            return
+        future = self._dialog_future
+        if future is not None and not future.done():
+            future.set_result(str(choice.dataset.choice) == "confirm")
+        self.dialog.close()
+
+    def _dialog_closed(self) -> None:
+        future = self._dialog_future
+        if future is not None and not future.done():
+            future.set_result(False)  # Escape or closed some other way: not confirmed
+
+    def _import_chosen(self, *_: Any) -> None:
+        files = self.import_input.files
+        if not files or files.length == 0:
+            return
+        file = files.item(0)
+        name = str(file.name)
+        self.import_input.value = ""
+
+        def read(text: Any, *_: Any) -> None:
+            self.actions.import_text(name, str(text))
+
+        def failed(error: Any, *_: Any) -> None:
+            self.show_alert("The file could not be read.", str(error))
+
+        file.text().then(create_proxy(read), create_proxy(failed))
+
+    def download(self, filename: str, text: str) -> None:
+        blob = js.Blob.new([text], js.Object.fromEntries([["type", "application/json"]]))
+        url = js.URL.createObjectURL(blob)
+        link = self.doc.createElement("a")
+        link.href = url
+        link.download = filename
+        link.hidden = True
+        self.doc.body.append(link)
+        link.click()
+        link.remove()
+        js.setTimeout(create_proxy(lambda *_: js.URL.revokeObjectURL(url)), 10_000)
+
     # --- rendering ---------------------------------------------------------------
 
+    def _render_sidebar(self, new: AppState) -> None:
+        self.sidebar_list.innerHTML = views.conversation_items(
+            new.conversations, new.active_id, new.conversations_loaded, self._sidebar_limit)
+        self._observe_more()
+
     def render(self, old: AppState | None, new: AppState) -> None:
+        self._state = new
         first = old is None
         if first or (old.conversations, old.active_id, old.conversations_loaded) != (
                 new.conversations, new.active_id, new.conversations_loaded):
-            self.sidebar.innerHTML = views.conversation_items(
-                new.conversations, new.active_id, new.conversations_loaded)
-        if first or (old.messages, old.not_found_id) != (new.messages, new.not_found_id):
-            self._render_thread(old, new)
+            self._render_sidebar(new)
+        switched = first or (old.active_id, old.not_found_id) != (new.active_id,
+                                                                    new.not_found_id)
+        if switched:
+            self._window = views.THREAD_WINDOW
+            self._follow = True
+            if old is not None and old.active_id is None and old.messages:
+                # The new chat just got saved: same messages, new id. Patch, don't flash.
+                self._render_thread(new, full=False)
+            else:
+                self._render_thread(new, full=True)
+        elif old.messages != new.messages or (old.active != new.active):
+            self._render_thread(new, full=False)
         if first or (old.engine_choice, old.gpu, old.storage_error) != (
                 new.engine_choice, new.gpu, new.storage_error):
             problem = explain_gpu(new.gpu) if new.gpu is not None else None
@@ -93,31 +545,26 @@ class Page:
                                                             new.replying)
             self.stop_button.hidden = not new.replying
             self.send_button.setAttribute("aria-disabled", "true" if new.replying else "false")
+        if first or old.context_dropped != new.context_dropped:
+            note = views.context_note(new.context_dropped)
+            self.context_note.textContent = note
+            self.context_note.hidden = not note
+        if first or old.last_usage != new.last_usage:
+            self.perf_body.innerHTML = views.perf_html(new.last_usage)
+        if old is not None and old.replying and not new.replying:
+            self._announce_reply(new)
 
-    def _render_thread(self, old: AppState | None, new: AppState) -> None:
-        self._stream_node = None
-        self._stream_id = None
-        was_at_bottom = self._at_bottom()
-        self.thread.innerHTML = views.thread_html(new)
-        if was_at_bottom or (old is not None and len(new.messages) > len(old.messages)):
-            self.thread.scrollTop = self.thread.scrollHeight
-
-    def _at_bottom(self) -> bool:
-        t = self.thread
-        return bool(t.scrollHeight - t.scrollTop - t.clientHeight < 48)
-
-    def stream(self, message_id: str, text: str) -> None:
-        """Append streamed text to the reply's bubble (one node, no re-render)."""
-        if self._stream_id != message_id or self._stream_node is None:
-            self._stream_node = self.doc.querySelector(
-                f'[data-message-id="{message_id}"] .bubble')
-            self._stream_id = message_id
-        if self._stream_node is None:
+    def _announce_reply(self, state: AppState) -> None:
+        last = state.messages[-1] if state.messages else None
+        if last is None:
             return
-        follow = self._at_bottom()
-        self._stream_node.append(text)
-        if follow:
-            self.thread.scrollTop = self.thread.scrollHeight
+        status = last.status.value
+        if status == "error":
+            self.announce("The reply failed. " + (last.error or ""))
+        elif status == "stopped":
+            self.announce("Reply stopped.")
+        else:
+            self.announce("Reply finished: " + last.content[:300])
 
     def mark_ready(self) -> None:
         self.doc.body.dataset.ready = "true"

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from ..ports import ChatEngine, Clock, ConversationStore
 from .catalog import DEFAULT_MODEL_KEY, ModelSpec, model_for_key
+from .context import fit_history
 from .conversation import Conversation, Message, MessageStatus, Role, new_id, title_from
 from .errors import (
     EngineFailure,
@@ -25,7 +26,13 @@ from .errors import (
 from .progress import parse_progress
 from .state import EngineStatus, StateBox
 
-__all__ = ["ChatService", "StreamListener"]
+__all__ = ["MAX_MESSAGE_CHARS", "REPLY_RESERVE_TOKENS", "ChatService", "StreamListener",
+           "check_message"]
+
+MAX_MESSAGE_CHARS = 100_000
+"""Longer messages cannot fit any catalog model's context window."""
+REPLY_RESERVE_TOKENS = 1024
+"""Room left in the context window for the reply."""
 
 StreamListener = Callable[[str, str], None]
 """Called with (message id, new text) while a reply streams."""
@@ -33,6 +40,17 @@ StreamListener = Callable[[str, str], None]
 NO_GPU = UserMessage("Models can't run in this browser.",
                      "No usable WebGPU device was found.",
                      "Use a recent Chrome or Edge on a computer with a GPU.")
+
+
+def check_message(text: str) -> UserMessage | None:
+    """Why `text` cannot be sent (None: it can). Empty text is simply not sent."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        return UserMessage("This message is too long to send.",
+                           f"It has {len(text):,} characters; the limit is "
+                           f"{MAX_MESSAGE_CHARS:,}, since models read about 16,000 characters "
+                           "at a time. Your text is still in the message box.",
+                           "Shorten it, or send it in parts.")
+    return None
 
 
 def _sorted(conversations: list[Conversation] | tuple[Conversation, ...]
@@ -114,7 +132,7 @@ class ChatService:
         """Send a user message and stream the reply. False if nothing was sent."""
         content = text.strip()
         state = self.box.state
-        if not content or state.replying:
+        if not content or state.replying or check_message(content) is not None:
             return False
         now = self.clock.now_ms()
         conversation = state.active
@@ -148,16 +166,20 @@ class ChatService:
         await self.engine.load(model_id, progress)
         self.box.update(engine=EngineStatus(self.engine.loaded_model))
 
-    def _history(self) -> list[dict[str, str]]:
-        return [{"role": m.role.value, "content": m.content} for m in self.box.state.messages
-                if m.status is not MessageStatus.ERROR and m.content]
+    def _history(self, spec: ModelSpec) -> list[dict[str, str]]:
+        history = [{"role": m.role.value, "content": m.content}
+                   for m in self.box.state.messages
+                   if m.status is not MessageStatus.ERROR and m.content]
+        fitted = fit_history(history, spec.context_window, REPLY_RESERVE_TOKENS)
+        self.box.update(context_dropped=fitted.dropped)
+        return list(fitted.messages)
 
     async def _reply(self, conversation: Conversation) -> None:
         spec = self.model_spec(conversation)
         model_id = self.model_id_for(spec)
         reply = Message(new_id(), conversation.id, Role.ASSISTANT, "", model_id,
                         self.clock.now_ms(), MessageStatus.STREAMING)
-        history = self._history()
+        history = self._history(spec)
         self.box.update(messages=(*self.box.state.messages, reply))
         gpu = self.box.state.gpu
         if self.engine is None or (gpu is not None and not gpu.usable):
@@ -187,6 +209,76 @@ class ChatService:
         self.box.update(messages=tuple(final if m.id == reply.id else m
                                        for m in self.box.state.messages))
         await self._save("add_message", final, self.clock.now_ms())
+
+    # --- regenerate, rename, delete, import ----------------------------------------
+
+    async def regenerate(self) -> bool:
+        """Replace the last reply (done, stopped or failed) with a new one."""
+        state = self.box.state
+        conversation = state.active
+        if conversation is None or state.replying or not state.messages:
+            return False
+        last = state.messages[-1]
+        if last.role is not Role.ASSISTANT or last.status is MessageStatus.STREAMING:
+            return False
+        self.box.update(messages=state.messages[:-1], replying=True)
+        await self._save("delete_message", last.id)
+        try:
+            await self._reply(conversation)
+        finally:
+            self.box.update(replying=False)
+        return True
+
+    async def rename(self, conversation_id: str, title: str) -> bool:
+        """Give a conversation a new title (the list order does not change)."""
+        clean = " ".join(title.split())
+        target = next((c for c in self.box.state.conversations if c.id == conversation_id), None)
+        if target is None or not clean or clean == target.title:
+            return False
+        renamed = replace(target, title=clean[:200])
+        self.box.update(conversations=tuple(renamed if c.id == conversation_id else c
+                                            for c in self.box.state.conversations))
+        await self._save("update_conversation", conversation_id, {"title": renamed.title})
+        return True
+
+    async def delete(self, conversation_id: str) -> bool:
+        """Delete a conversation and its messages (the caller has asked the user)."""
+        state = self.box.state
+        if not any(c.id == conversation_id for c in state.conversations):
+            return False
+        if state.replying and state.active_id == conversation_id:
+            await self.stop()
+        changes: dict[str, object] = {
+            "conversations": tuple(c for c in state.conversations if c.id != conversation_id)}
+        if state.active_id == conversation_id:
+            changes.update(active_id=None, messages=(), not_found_id=None)
+        self.box.update(**changes)
+        await self._save("delete_conversation", conversation_id)
+        return True
+
+    async def export(self, conversation_id: str | None) -> tuple[list[Conversation],
+                                                                 dict[str, list[Message]]]:
+        """Conversations (one, or all when None) and their messages, for an export file."""
+        state = self.box.state
+        chosen = [c for c in state.conversations
+                  if conversation_id is None or c.id == conversation_id]
+        messages: dict[str, list[Message]] = {}
+        for c in chosen:
+            if c.id == state.active_id:
+                messages[c.id] = [m for m in state.messages
+                                  if m.status is not MessageStatus.STREAMING]
+            elif self.persist:
+                messages[c.id] = await self.store.get_messages(c.id)
+            else:
+                messages[c.id] = []
+        return chosen, messages
+
+    async def import_bundle(self, conversations: tuple[Conversation, ...],
+                            messages: tuple[Message, ...]) -> None:
+        """Store imported conversations (ids already checked to be new)."""
+        if self.persist:
+            await self.store.import_conversations(list(conversations), list(messages))
+        self.box.update(conversations=_sorted((*conversations, *self.box.state.conversations)))
 
     async def stop(self) -> None:
         """Stop the reply that is streaming; its partial text is kept."""

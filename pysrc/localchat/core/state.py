@@ -42,6 +42,9 @@ class AppState:
     engine: EngineStatus = field(default_factory=EngineStatus)
     storage_error: UserMessage | None = None
     last_usage: dict[str, Any] | None = None
+    """WebLLM's usage report of the last reply (its `extra` has the speeds)."""
+    context_dropped: int = 0
+    """Earlier messages left out of the last prompt to fit the context window."""
 
     @property
     def active(self) -> Conversation | None:

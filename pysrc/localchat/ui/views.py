@@ -7,9 +7,11 @@ once per region root and dispatches them. No view touches the DOM or the state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
+from typing import Any
 
-from ..core.catalog import spec_for_model_id
+from ..core.catalog import model_for_key, spec_for_model_id
 from ..core.conversation import Conversation, Message, MessageStatus, Role
 from ..core.errors import UserMessage
 from ..core.progress import LoadPhase
@@ -17,14 +19,24 @@ from ..core.settings import EngineChoice, EngineKind
 from ..core.state import AppState, EngineStatus
 
 __all__ = [
+    "THREAD_WINDOW",
     "composer_status",
+    "context_note",
     "conversation_items",
     "engine_label",
     "message_html",
     "model_label",
     "notices_html",
+    "perf_html",
     "thread_html",
+    "thread_notes",
 ]
+
+Markdown = Callable[[str], str]
+"""Renders Markdown to safe HTML."""
+
+THREAD_WINDOW = 200
+"""Messages rendered when a conversation opens; earlier ones on request."""
 
 
 def model_label(model_id: str | None, simulated: bool) -> str:
@@ -34,34 +46,71 @@ def model_label(model_id: str | None, simulated: bool) -> str:
     return f"{name} (simulated)" if simulated else name
 
 
+def conversation_item(c: Conversation, active_id: str | None) -> str:
+    current = ' aria-current="page"' if c.id == active_id else ""
+    title = escape(c.title)
+    cid = escape(c.id)
+    return (f'<li class="conversation" data-id="{cid}">'
+            f'<a href="#/chat/{cid}"{current}>{title}</a>'
+            '<span class="item-actions">'
+            f'<button type="button" class="icon-button small" data-action="rename" '
+            f'aria-label="Rename “{title}”" title="Rename">✎</button>'
+            f'<button type="button" class="icon-button small" data-action="export" '
+            f'aria-label="Export “{title}”" title="Export as JSON">⤓</button>'
+            f'<button type="button" class="icon-button small" data-action="delete" '
+            f'aria-label="Delete “{title}”" title="Delete">×</button>'
+            "</span></li>")
+
+
 def conversation_items(conversations: tuple[Conversation, ...], active_id: str | None,
-                       loaded: bool) -> str:
+                       loaded: bool, limit: int | None = None) -> str:
+    """The sidebar list; only the first `limit` items (the rest load on scroll)."""
     if not loaded:
         return '<li class="sidebar-placeholder">Loading conversations…</li>'
     if not conversations:
-        return '<li class="sidebar-placeholder">No conversations yet.</li>'
-    items = []
-    for c in conversations:
-        current = ' aria-current="page"' if c.id == active_id else ""
-        items.append(f'<li><a href="#/chat/{escape(c.id)}"{current}>{escape(c.title)}</a></li>')
+        return ('<li class="sidebar-placeholder">No conversations yet. '
+                "Your chats will appear here.</li>")
+    shown = conversations if limit is None else conversations[:limit]
+    items = [conversation_item(c, active_id) for c in shown]
+    rest = len(conversations) - len(shown)
+    if rest > 0:
+        items.append(more_item(rest))
     return "".join(items)
 
 
-def message_html(m: Message, simulated: bool) -> str:
+def more_item(rest: int) -> str:
+    return ('<li class="more-item"><button type="button" class="link-button" '
+            f'data-action="more-conversations">Show {rest:,} more</button></li>')
+
+
+def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
+                 last: bool = False) -> str:
     role = m.role.value
     classes = f"message {role}"
     if m.status is MessageStatus.STREAMING:
         classes += " streaming"
     parts = [f'<article class="{classes}" data-message-id="{escape(m.id)}" '
              f'aria-label="{"You" if m.role is Role.USER else "Assistant"}">']
-    parts.append(f'<div class="bubble">{escape(m.content)}</div>')
+    if (m.role is Role.ASSISTANT and markdown is not None and m.content
+            and m.status in (MessageStatus.DONE, MessageStatus.STOPPED)):
+        parts.append(f'<div class="bubble markdown">{markdown(m.content)}</div>')
+    elif m.role is Role.ASSISTANT and m.status is MessageStatus.ERROR and not m.content:
+        pass
+    else:
+        parts.append(f'<div class="bubble">{escape(m.content)}</div>')
     if m.role is Role.ASSISTANT:
         meta = [model_label(m.model, simulated)]
         if m.status is MessageStatus.STOPPED:
             meta.append("stopped")
-        parts.append(f'<div class="meta">{escape(" · ".join(meta))}</div>')
+        parts.append(f'<div class="meta">{escape(" · ".join(meta))}')
+        if last and m.status in (MessageStatus.DONE, MessageStatus.STOPPED):
+            parts.append(' <button type="button" class="link-button" '
+                         'data-action="regenerate">Regenerate</button>')
+        parts.append("</div>")
     if m.status is MessageStatus.ERROR and m.error:
-        parts.append(f'<p class="error" role="alert">{escape(m.error)}</p>')
+        retry = (' <button type="button" class="link-button" data-action="regenerate">'
+                 "Retry</button>") if last else ""
+        parts.append(f'<p class="error" role="alert">{escape(m.error)}{retry}</p>')
     parts.append("</article>")
     return "".join(parts)
 
@@ -71,15 +120,78 @@ EMPTY = ('<div class="empty-state"><h2>Private chat, on your device</h2>'
          "</div>")
 
 
-def thread_html(state: AppState) -> str:
+def thread_html(state: AppState, markdown: Markdown | None = None,
+                window: int = THREAD_WINDOW) -> str:
+    """The thread: the newest `window` messages, with a button for earlier ones."""
     if state.not_found_id is not None:
         return ('<div class="empty-state not-found" role="alert"><h2>Conversation not found</h2>'
                 "<p>It may have been deleted, or the link is from another browser.</p>"
                 '<p><a href="#/chat">Start a new chat</a></p></div>')
     if not state.messages:
-        return EMPTY
+        return thread_notes(state) + EMPTY
     simulated = state.engine_choice.simulated
-    return "".join(message_html(m, simulated) for m in state.messages)
+    shown = state.messages[-window:] if window else state.messages
+    hidden = len(state.messages) - len(shown)
+    out = [thread_notes(state)]
+    if hidden:
+        out.append('<p class="earlier"><button type="button" class="link-button" '
+                   f'data-action="show-earlier">Show {hidden:,} earlier messages</button></p>')
+    last_index = len(shown) - 1
+    out.extend(message_html(m, simulated, markdown, i == last_index)
+               for i, m in enumerate(shown))
+    return "".join(out)
+
+
+def thread_notes(state: AppState) -> str:
+    """Notes about the open conversation's stored record (damaged fields, unknown model)."""
+    conversation = state.active
+    if conversation is None:
+        return ""
+    notes = []
+    if model_for_key(conversation.model) is None:
+        notes.append(f"This chat was saved with a model this version doesn't know "
+                     f"(“{conversation.model}”). New replies use Smart; the stored chat "
+                     "is unchanged.")
+    if conversation.problems:
+        notes.append("Some details of this chat were missing when it was read ("
+                     + ", ".join(conversation.problems)
+                     + "). It is shown as best it can be; nothing was changed.")
+    if not notes:
+        return ""
+    items = "".join(f"<p>{escape(n)}</p>" for n in notes)
+    return f'<div class="thread-note" role="note">{items}</div>'
+
+
+def context_note(dropped: int) -> str:
+    if dropped <= 0:
+        return ""
+    noun = "message" if dropped == 1 else "messages"
+    return (f"The {dropped} earliest {noun} of this chat were left out of the last reply "
+            "to fit the model's context window.")
+
+
+def _rate(value: Any, unit: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return f"{value:,.1f} {unit}"
+    return "—"
+
+
+def perf_html(usage: dict[str, Any] | None) -> str:
+    """The performance panel's body, from WebLLM's usage report of the last reply."""
+    if not usage:
+        return '<p class="muted">No reply yet. Send a message to see how fast it was.</p>'
+    extra = usage.get("extra") or {}
+    ttft = extra.get("time_to_first_token_s")
+    rows = [
+        ("Decode", _rate(extra.get("decode_tokens_per_s"), "tokens/s")),
+        ("Prefill", _rate(extra.get("prefill_tokens_per_s"), "tokens/s")),
+        ("Time to first token",
+         f"{ttft * 1000:,.0f} ms" if isinstance(ttft, (int, float)) and ttft >= 0 else "—"),
+        ("Tokens", f"{usage.get('prompt_tokens', '—')} in, "
+                   f"{usage.get('completion_tokens', '—')} out"),
+    ]
+    body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    return f'<dl class="perf-stats">{body}</dl>'
 
 
 def _notice(message: UserMessage, level: str = "error") -> str:

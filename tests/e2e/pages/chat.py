@@ -103,3 +103,49 @@ class ChatPage:
             })""",
             table,
         )
+
+    def seed(self, conversations: list[dict], messages: list[dict]) -> None:
+        """Write records straight into IndexedDB (raw API), as an earlier session would
+        have left them. The app must have created the database (open() first)."""
+        self.page.evaluate(
+            """([conversations, messages]) => new Promise((resolve, reject) => {
+                const req = indexedDB.open("localchat");
+                req.onerror = () => reject(req.error);
+                req.onsuccess = () => {
+                    const db = req.result;
+                    const tx = db.transaction(["conversations", "messages"], "readwrite");
+                    for (const c of conversations) tx.objectStore("conversations").put(c);
+                    for (const m of messages) tx.objectStore("messages").put(m);
+                    tx.oncomplete = () => { db.close(); resolve(); };
+                    tx.onerror = () => reject(tx.error);
+                };
+            })""",
+            [conversations, messages],
+        )
+
+    # --- regions -------------------------------------------------------------------
+
+    def sidebar_item(self, title: str) -> Locator:
+        return self.page.get_by_role("list", name="Saved conversations").get_by_role(
+            "listitem").filter(has=self.page.get_by_role("link", name=title, exact=True))
+
+    @property
+    def confirm_dialog(self) -> Locator:
+        return self.page.get_by_role("alertdialog")
+
+    @property
+    def toasts(self) -> Locator:
+        return self.page.locator("#toasts")
+
+
+def conversation_record(cid: str, title: str, updated: int, model: str = "smart") -> dict:
+    return {"id": cid, "title": title, "model": model, "createdAt": updated,
+            "updatedAt": updated}
+
+
+def message_record(mid: str, cid: str, role: str, content: str, created: int) -> dict:
+    record = {"id": mid, "conversationId": cid, "role": role, "content": content,
+              "createdAt": created, "status": "done"}
+    if role == "assistant":
+        record["model"] = "Llama-3.2-3B-Instruct-q4f16_1-MLC"
+    return record
