@@ -214,7 +214,8 @@ class Page:
             link = self.sidebar_list.querySelector(f'li[data-id="{cid}"] a')
             if link:
                 link.focus()
-        if commit and cid is not None and value.strip() and value != str(field.getAttribute("data-original")):
+        original = str(field.getAttribute("data-original"))
+        if commit and cid is not None and value.strip() and value != original:
             self.actions.rename(cid, value)
 
     def _sidebar_keydown(self, event: Any, *_: Any) -> None:
