@@ -17,13 +17,17 @@ import js  # type: ignore[import-not-found]
 
 from .adapters.browser import BrowserClock, probe_gpu, site_base
 from .adapters.dexie_store import DexieStore
-from .adapters.engine_client import WorkerEngine
+from .adapters.engine_client import WorkerEngine, WorkerRuntime
 from .adapters.ffi import create_proxy, js_object
+from .adapters.model_panel import ModelPanel
 from .adapters.page import Page
+from .core.catalog import model_for_key
 from .core.chat import ChatService, check_message
 from .core.conversation import Conversation, new_id
+from .core.downloads import DownloadState
 from .core.errors import EngineFailure, StoreFailure, UserMessage, explain_store_failure
 from .core.gpu import GpuReport, explain_gpu
+from .core.models import ModelService
 from .core.routes import conversation_route, parse_route
 from .core.settings import EngineChoice, EngineKind, parse_engine_query
 from .core.state import AppState, EngineStatus, StateBox
@@ -40,6 +44,8 @@ class App:
         self.proxies: list[Any] = []
         self.service: ChatService
         self.page: Page
+        self.panel: ModelPanel
+        self.models: ModelService | None = None
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -60,16 +66,25 @@ class App:
         except Exception:  # boot.js has already shown which file failed
             return
         gpu = await probe_gpu(bridges.engine, search)
-        engine = None
-        if choice.kind is not EngineKind.INVALID and gpu.usable:
-            engine = WorkerEngine(bridges.engine, choice, search, site_base())
-        service = ChatService(box, DexieStore(bridges.db), engine, BrowserClock())
+        store = DexieStore(bridges.db)
+        clock = BrowserClock()
         box.update(gpu=gpu, engine=EngineStatus(error=self._why_no_engine(choice, gpu)))
+        models = None
+        if choice.kind is not EngineKind.INVALID and gpu.usable:
+            runtime = WorkerRuntime(bridges.engine, choice, search, site_base())
+            models = ModelService(box, runtime, store, now_ms=clock.now_ms)
+            models.on_switch = self._switched
+        self.models = models
+        service = ChatService(box, store, models, clock)
 
         self.service = service
         page = self.page = Page(js.document, self)
         page.render(None, box.state)
         box.subscribe(page.render)
+        panel = self.panel = ModelPanel(js.document, self,
+                                        models.max_retries if models else 0)
+        panel.render(None, box.state)
+        box.subscribe(panel.render)
         service.on_stream(page.stream)
         box.subscribe(self._follow_route)
 
@@ -85,7 +100,22 @@ class App:
         page.mark_ready()
         if held:
             page.send_current()
+        if models is not None:
+            self.spawn(self._start_models(models))
         self.spawn(self._install_markdown())
+
+    async def _start_models(self, models: ModelService) -> None:
+        """After boot (it imports WebLLM on this thread): restore the queue, find cached
+        models, and load the open chat's model if it is downloaded."""
+        await models.start()
+        self.service._load_requested()
+        js.document.body.dataset.models = "ready"
+
+    def _switched(self, key: str) -> None:
+        spec = model_for_key(key)
+        label = spec.label if spec else key
+        self.panel.confirm_switch()
+        self.page.toast(f"Now using {label}.")
 
     async def _install_markdown(self) -> None:
         """Markdown rendering, installed offline from the vendored wheels after boot."""
@@ -101,6 +131,64 @@ class App:
         if renderer is not None:
             self.page.set_markdown(renderer.render)
             js.document.body.dataset.markdown = "ready"
+
+    # --- ModelActions (called by the model panel) ----------------------------------
+
+    def choose_model(self, key: str) -> None:
+        self.spawn(self._choose_model(key))
+
+    async def _choose_model(self, key: str) -> None:
+        await self.service.set_model(key)
+        if self.models is None:
+            return
+        item = self.models.item(key)
+        loaded = self.service.box.state.engine.loaded_model == self.models.model_id(key)
+        if not loaded and (item is None or item.state is not DownloadState.READY):
+            self.panel.toggle_manager(True, focus=False)
+
+    def download(self, key: str) -> None:
+        if self.models is None:
+            return
+        self.models.request(key)
+        self.panel.toggle_manager(True, focus=False)
+
+    def retry_download(self, key: str) -> None:
+        if self.models is not None:
+            self.models.request(key)
+
+    def cancel_download(self, key: str) -> None:
+        self.spawn(self._cancel_download(key))
+
+    async def _cancel_download(self, key: str) -> None:
+        if self.models is None:
+            return
+        label = self.models.spec(key).label
+        confirmed = await self.page.confirm(
+            f"Cancel the {label} download?",
+            "The parts already downloaded are kept, so starting again later resumes.",
+            "Cancel download")
+        if confirmed:
+            self.models.cancel(key)
+
+    def delete_model(self, key: str) -> None:
+        self.spawn(self._delete_model(key))
+
+    async def _delete_model(self, key: str) -> None:
+        if self.models is None:
+            return
+        label = self.models.spec(key).label
+        confirmed = await self.page.confirm(
+            f"Delete {label} from this device?",
+            f"Its files ({self.models.size_text(key)}) are removed to free space. Chats that "
+            "use it stay; it can be downloaded again.", "Delete model")
+        if not confirmed:
+            return
+        try:
+            await self.models.delete(key)
+        except EngineFailure as failure:
+            self.page.show_alert(f"{label} could not be deleted.", failure.message)
+            return
+        self.page.toast(f"Deleted {label}; its space is free again.")
 
     # --- Actions (called by the page) ---------------------------------------------
 

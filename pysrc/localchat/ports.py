@@ -12,7 +12,16 @@ from typing import Any, Protocol
 
 from .core.conversation import Conversation, Message
 
-__all__ = ["ChatEngine", "ChatResult", "Clock", "ConversationStore", "ProgressCallback"]
+__all__ = [
+    "ChatEngine",
+    "ChatResult",
+    "Clock",
+    "ConversationStore",
+    "DownloadRecords",
+    "ModelEngine",
+    "ModelRuntime",
+    "ProgressCallback",
+]
 
 ProgressCallback = Callable[[float, str], None]
 """Called with WebLLM's (progress, text) for each load report."""
@@ -56,6 +65,35 @@ class ChatEngine(Protocol):
     async def chat(self, messages: Sequence[dict[str, str]],
                    on_delta: DeltaCallback) -> ChatResult: ...
     async def interrupt(self) -> None: ...
+
+
+class ModelEngine(ChatEngine, Protocol):
+    """One engine worker: loads one model, answers with it, can be stopped at once."""
+
+    def terminate(self) -> None:
+        """Stop the worker now (any phase); its pending calls fail with EngineTerminated."""
+        ...
+
+
+class ModelRuntime(Protocol):
+    """Makes engines and answers questions about the model cache and storage."""
+
+    def new_engine(self) -> ModelEngine: ...
+    async def is_cached(self, model_id: str) -> bool: ...
+    async def download_size(self, model_id: str) -> int | None: ...
+    async def delete_model(self, model_id: str) -> None: ...
+    async def storage(self) -> tuple[int | None, int | None, bool | None]:
+        """(bytes used, quota, persisted) of this site's storage."""
+        ...
+    async def request_persistence(self) -> bool: ...
+
+
+class DownloadRecords(Protocol):
+    """Where the download queue is persisted. Failures raise StoreFailure."""
+
+    async def load_downloads(self) -> list[dict[str, Any]]: ...
+    async def save_download(self, record: dict[str, Any]) -> None: ...
+    async def delete_download(self, key: str) -> None: ...
 
 
 class Clock(Protocol):

@@ -137,7 +137,7 @@ def test_long_history_is_trimmed_to_the_context_window(page: Page, site_url: str
     expect(chat.assistant_messages().get_by_role("alert")).to_have_count(0)
     note = page.locator("#context-note")
     expect(note).to_contain_text("earliest messages of this chat were left out")
-    assert len(chat.stored("messages")) == 6  # trimming never deletes anything
+    chat.wait_stored("messages", 6)  # trimming never deletes anything
 
 
 def test_input_that_cannot_be_sent_gets_a_clear_answer(page: Page, site_url: str) -> None:

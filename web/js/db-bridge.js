@@ -22,6 +22,13 @@ const SCHEMA = [
       messages: "id, conversationId, [conversationId+createdAt]",
     },
   },
+  {
+    // v2: the Download Manager's queue survives reloads. Adds a table; no record changes.
+    version: 2,
+    stores: {
+      downloads: "key",
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = SCHEMA[SCHEMA.length - 1].version;
@@ -154,6 +161,20 @@ export function deleteConversation(id) {
     d.messages.where("conversationId").equals(id).delete();
     d.conversations.delete(id);
   }));
+}
+
+/** Every download record (the Download Manager's persisted queue). */
+export function listDownloads() {
+  return guard(database().downloads.toArray());
+}
+
+/** Insert or replace one download record (keyed by catalog key). */
+export function saveDownload(record) {
+  return guard(database().downloads.put(record));
+}
+
+export function deleteDownload(key) {
+  return guard(database().downloads.delete(key));
 }
 
 /** Storage figures for the UI: {usage, quota, persisted} (nulls when unknown). */

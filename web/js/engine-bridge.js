@@ -161,6 +161,80 @@ export async function probeGpu(search = "") {
 }
 
 // ---------------------------------------------------------------------------------
+// The model cache (WebLLM's Cache Storage) and the site's storage
+
+function plainConfig(appConfig) {
+  return appConfig ? plain(appConfig) : undefined;
+}
+
+async function modelRecord(modelId, appConfig) {
+  const webllm = await loadWebLLM();
+  const config = plainConfig(appConfig) || webllm.prebuiltAppConfig;
+  const record = config.model_list.find((m) => m.model_id === modelId);
+  if (!record) throw namedError("ModelNotFoundError", `No model record for ${modelId}.`);
+  return { webllm, config, record };
+}
+
+/** WebLLM's own hasModelInCache (weights only), with the given appConfig. */
+export function hasModelInCache(modelId, appConfig, timeoutMs = DEFAULT_CACHE_TIMEOUT_MS) {
+  const check = modelRecord(String(modelId), appConfig).then(
+    async ({ webllm, config }) => Boolean(await webllm.hasModelInCache(String(modelId), config)));
+  return withTimeout(check, timeoutMs, "Checking the model cache");
+}
+
+/**
+ * Exact download size of a model in bytes (sum of tensor-cache.json's records), from the
+ * cache when it is there, else from the model host; null when it can't be read.
+ */
+export function modelDownloadSize(modelId, appConfig, timeoutMs = 8000) {
+  const read = (async () => {
+    const { record } = await modelRecord(String(modelId), appConfig);
+    let base = record.model.endsWith("/") ? record.model : record.model + "/";
+    if (!/.+\/resolve\/.+\//.test(base)) base += "resolve/main/";
+    const url = new URL("tensor-cache.json", new URL(base, self.location.href)).href;
+    const cache = await caches.open("webllm/model");
+    let response = await cache.match(url);
+    if (!response) {
+      try {
+        response = await fetch(url, { cache: "no-store" });
+      } catch {
+        return null; // the model host can't be reached: the UI shows an estimate
+      }
+    }
+    if (!response.ok) return null;
+    const data = await response.json();
+    return data.records.reduce((sum, shard) => sum + Number(shard.nbytes || 0), 0) || null;
+  })();
+  return withTimeout(read, timeoutMs, "Reading the model size").catch(() => null);
+}
+
+/** Remove a model's files from the cache (weights, config, library). */
+export function deleteModel(modelId, appConfig) {
+  const work = modelRecord(String(modelId), appConfig).then(async ({ webllm, config }) => {
+    await webllm.deleteModelAllInfoInCache(String(modelId), config);
+  });
+  return withTimeout(work, 30_000, "Deleting the model");
+}
+
+/** {usage, quota, persisted} of this site's storage (nulls when unknown). */
+export function storageEstimate() {
+  const work = (async () => {
+    const s = navigator.storage;
+    const est = s && s.estimate ? await s.estimate() : {};
+    const persisted = s && s.persisted ? await s.persisted() : null;
+    return { usage: est.usage ?? null, quota: est.quota ?? null, persisted };
+  })();
+  return withTimeout(work, 5000, "Reading the storage estimate");
+}
+
+/** Ask the browser to keep this site's data (models) under storage pressure. */
+export function requestPersistence() {
+  const s = navigator.storage;
+  const work = s && s.persist ? s.persist() : Promise.resolve(false);
+  return withTimeout(work.then(Boolean), 10_000, "Asking for persistent storage");
+}
+
+// ---------------------------------------------------------------------------------
 // Engine handles
 
 /** A JS value from Python (a Pyodide proxy of a dict or list) as plain JS. */

@@ -67,3 +67,15 @@ class DexieStore:
         await call(self._db.importConversations(
             js_object([conversation_to_record(c) for c in conversations]),
             js_object([message_to_record(m) for m in messages])), StoreFailure)
+
+    # --- the download queue (ports.DownloadRecords) --------------------------------
+
+    async def load_downloads(self) -> list[dict[str, Any]]:
+        records = await call(self._db.listDownloads(), StoreFailure)
+        return [r for r in records if isinstance(r, dict)]
+
+    async def save_download(self, record: dict[str, Any]) -> None:
+        await call(self._db.saveDownload(js_object(record)), StoreFailure)
+
+    async def delete_download(self, key: str) -> None:
+        await call(self._db.deleteDownload(key), StoreFailure)

@@ -16,7 +16,7 @@ from ..core.settings import EngineChoice, EngineKind
 from ..ports import ChatResult, DeltaCallback, ProgressCallback
 from .ffi import call, create_proxy, js_object
 
-__all__ = ["WorkerEngine", "sim_app_config"]
+__all__ = ["WorkerEngine", "WorkerRuntime", "sim_app_config"]
 
 
 def sim_app_config(site_base: str, scale: float) -> dict[str, Any]:
@@ -38,6 +38,8 @@ def sim_app_config(site_base: str, scale: float) -> dict[str, Any]:
 
 
 class WorkerEngine:
+    """One engine worker (ports.ModelEngine)."""
+
     def __init__(self, bridge: Any, choice: EngineChoice, search: str, site_base: str) -> None:
         kind = "sim" if choice.kind is EngineKind.SIM else "webllm"
         options: dict[str, Any] = {"kind": kind, "search": search}
@@ -87,3 +89,46 @@ class WorkerEngine:
 
     async def interrupt(self) -> None:
         await call(self._handle.interrupt(), EngineFailure)
+
+    def terminate(self) -> None:
+        """Stop the worker at once; pending calls reject with EngineTerminated."""
+        self._handle.terminate()
+        self._loaded = None
+        self._on_progress.destroy()
+
+
+class WorkerRuntime:
+    """Makes engine workers and reads the model cache (ports.ModelRuntime)."""
+
+    def __init__(self, bridge: Any, choice: EngineChoice, search: str, site_base: str) -> None:
+        self._bridge = bridge
+        self._choice = choice
+        self._search = search
+        self._site_base = site_base
+        self._app_config = (js_object(sim_app_config(site_base, choice.sim.scale))
+                            if choice.sim is not None else None)
+
+    def new_engine(self) -> WorkerEngine:
+        return WorkerEngine(self._bridge, self._choice, self._search, self._site_base)
+
+    async def is_cached(self, model_id: str) -> bool:
+        return bool(await call(self._bridge.hasModelInCache(model_id, self._app_config),
+                               EngineFailure))
+
+    async def download_size(self, model_id: str) -> int | None:
+        size = await call(self._bridge.modelDownloadSize(model_id, self._app_config),
+                          EngineFailure)
+        return int(size) if isinstance(size, (int, float)) and size > 0 else None
+
+    async def delete_model(self, model_id: str) -> None:
+        await call(self._bridge.deleteModel(model_id, self._app_config), EngineFailure)
+
+    async def storage(self) -> tuple[int | None, int | None, bool | None]:
+        raw = await call(self._bridge.storageEstimate(), EngineFailure)
+        usage, quota, persisted = raw.get("usage"), raw.get("quota"), raw.get("persisted")
+        return (int(usage) if isinstance(usage, (int, float)) else None,
+                int(quota) if isinstance(quota, (int, float)) else None,
+                bool(persisted) if isinstance(persisted, bool) else None)
+
+    async def request_persistence(self) -> bool:
+        return bool(await call(self._bridge.requestPersistence(), EngineFailure))

@@ -409,6 +409,7 @@ class Page:
         self.perf_panel.hidden = not visible
         self.perf_button.setAttribute("aria-expanded", "true" if visible else "false")
         if visible:
+            self.doc.getElementById("download-manager").hidden = True
             self.perf_panel.focus()
 
     def _perf_keydown(self, event: Any, *_: Any) -> None:

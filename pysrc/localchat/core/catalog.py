@@ -24,6 +24,11 @@ class ModelSpec:
     vram_mb_f32: float
     context_window: int
     low_resource: bool
+    download_mb_f16: float = 0.0
+    """Approximate download size (shown with "≈" until tensor-cache.json is read)."""
+    download_mb_f32: float = 0.0
+    min_binding_mb: float = 128.0
+    """Smallest maxStorageBufferBindingSize (MiB) its largest weight buffer fits in."""
 
     def model_id(self, f16: bool) -> str:
         """The WebLLM model id to load on a GPU with (or without) shader-f16."""
@@ -32,14 +37,17 @@ class ModelSpec:
     def vram_mb(self, f16: bool) -> float:
         return self.vram_mb_f16 if f16 else self.vram_mb_f32
 
+    def download_mb(self, f16: bool) -> float:
+        return self.download_mb_f16 if f16 else self.download_mb_f32
+
 
 CATALOG: tuple[ModelSpec, ...] = (
     ModelSpec("quick", "Quick", "Llama-3.2-1B-Instruct-q4f16_1-MLC",
-              "Llama-3.2-1B-Instruct-q4f32_1-MLC", 879.04, 1128.82, 4096, True),
+              "Llama-3.2-1B-Instruct-q4f32_1-MLC", 879.04, 1128.82, 4096, True, 712, 1003, 128),
     ModelSpec("smart", "Smart", "Llama-3.2-3B-Instruct-q4f16_1-MLC",
-              "Llama-3.2-3B-Instruct-q4f32_1-MLC", 2263.69, 2951.51, 4096, True),
+              "Llama-3.2-3B-Instruct-q4f32_1-MLC", 2263.69, 2951.51, 4096, True, 1740, 2275, 128),
     ModelSpec("genius", "Genius", "Llama-3.1-8B-Instruct-q4f16_1-MLC",
-              "Llama-3.1-8B-Instruct-q4f32_1-MLC", 5001.0, 6101.01, 4096, False),
+              "Llama-3.1-8B-Instruct-q4f32_1-MLC", 5001.0, 6101.01, 4096, False, 4420, 5060, 256),
 )
 
 DEFAULT_MODEL_KEY = "smart"

@@ -1,6 +1,7 @@
 """Chat use cases: open a conversation, send a message, stream and stop the reply.
 
-`ChatService` drives the ports (store, engine, clock) and records every outcome in the
+`ChatService` drives the ports (store, clock) and the ModelService (which engine
+answers) and records every outcome in the
 StateBox. It never touches the DOM: streamed text goes to `on_stream` listeners so the
 UI can patch one node per animation frame instead of re-rendering the thread.
 Storage failures never stop chatting: the conversation goes on unsaved, and the state
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..ports import ChatEngine, Clock, ConversationStore
+from ..ports import Clock, ConversationStore, ModelEngine
 from .catalog import DEFAULT_MODEL_KEY, ModelSpec, model_for_key
 from .context import fit_history
 from .conversation import Conversation, Message, MessageStatus, Role, new_id, title_from
@@ -23,8 +24,8 @@ from .errors import (
     explain_engine_failure,
     explain_store_failure,
 )
-from .progress import parse_progress
-from .state import EngineStatus, StateBox
+from .models import ModelService, NoModel
+from .state import StateBox
 
 __all__ = ["MAX_MESSAGE_CHARS", "REPLY_RESERVE_TOKENS", "ChatService", "StreamListener",
            "check_message"]
@@ -59,11 +60,13 @@ def _sorted(conversations: list[Conversation] | tuple[Conversation, ...]
 
 
 class ChatService:
-    def __init__(self, box: StateBox, store: ConversationStore, engine: ChatEngine | None,
+    def __init__(self, box: StateBox, store: ConversationStore, models: ModelService | None,
                  clock: Clock) -> None:
         self.box = box
         self.store = store
-        self.engine = engine
+        self.models = models
+        self._engine: ModelEngine | None = None
+        """The engine answering the reply that is streaming."""
         self.clock = clock
         self.persist = True
         self._stream_listeners: list[StreamListener] = []
@@ -94,7 +97,9 @@ class ChatService:
         """Show a conversation (None: a new, unsaved chat)."""
         state = self.box.state
         if conversation_id is None:
-            self.box.update(active_id=None, not_found_id=None, messages=())
+            self.box.update(active_id=None, not_found_id=None, messages=(),
+                            new_chat_model=DEFAULT_MODEL_KEY)
+            self._load_requested()
             return
         if conversation_id == state.active_id and state.not_found_id is None:
             return
@@ -109,6 +114,33 @@ class ChatService:
                 self._storage_failed(failure)
         self.box.update(active_id=conversation_id, not_found_id=None,
                         messages=tuple(sorted(messages, key=lambda m: m.created_at)))
+        self._load_requested()
+
+    def _load_requested(self) -> None:
+        """Opening a chat whose model is downloaded loads it (no download is started)."""
+        if self.models is not None and self.engine_usable():
+            self.models.conversation_model_changed(self.models.requested_key(), download=False)
+
+    def engine_usable(self) -> bool:
+        gpu = self.box.state.gpu
+        return self.models is not None and (gpu is None or gpu.usable)
+
+    async def set_model(self, key: str) -> bool:
+        """The user picked a model for the open chat (or the new chat)."""
+        if model_for_key(key) is None:
+            return False
+        state = self.box.state
+        conversation = state.active
+        if conversation is None:
+            self.box.update(new_chat_model=key)
+        elif conversation.model != key:
+            changed = replace(conversation, model=key)  # updatedAt stays: no reorder
+            self.box.update(conversations=tuple(changed if c.id == conversation.id else c
+                                                for c in state.conversations))
+            await self._save("update_conversation", conversation.id, {"model": key})
+        if self.models is not None and self.engine_usable():
+            self.models.conversation_model_changed(key, download=True)
+        return True
 
     async def _save(self, action: str, *args: object) -> None:
         if not self.persist:
@@ -137,7 +169,8 @@ class ChatService:
         now = self.clock.now_ms()
         conversation = state.active
         if conversation is None:
-            conversation = Conversation(new_id(), title_from(content), DEFAULT_MODEL_KEY, now, now)
+            conversation = Conversation(new_id(), title_from(content), state.new_chat_model,
+                                        now, now)
             self.box.update(conversations=_sorted((conversation, *state.conversations)),
                             active_id=conversation.id, not_found_id=None, messages=())
             await self._save("add_conversation", conversation)
@@ -153,19 +186,6 @@ class ChatService:
             self.box.update(replying=False)
         return True
 
-    async def _ensure_model(self, model_id: str) -> None:
-        assert self.engine is not None
-        if self.engine.loaded_model == model_id:
-            return
-
-        def progress(fraction: float, text: str) -> None:
-            self.box.update(engine=EngineStatus(self.engine.loaded_model if self.engine else None,
-                                                model_id, parse_progress(text, fraction)))
-
-        self.box.update(engine=EngineStatus(self.engine.loaded_model, model_id))
-        await self.engine.load(model_id, progress)
-        self.box.update(engine=EngineStatus(self.engine.loaded_model))
-
     def _history(self, spec: ModelSpec) -> list[dict[str, str]]:
         history = [{"role": m.role.value, "content": m.content}
                    for m in self.box.state.messages
@@ -176,24 +196,36 @@ class ChatService:
 
     async def _reply(self, conversation: Conversation) -> None:
         spec = self.model_spec(conversation)
-        model_id = self.model_id_for(spec)
-        reply = Message(new_id(), conversation.id, Role.ASSISTANT, "", model_id,
+        reply = Message(new_id(), conversation.id, Role.ASSISTANT, "", self.model_id_for(spec),
                         self.clock.now_ms(), MessageStatus.STREAMING)
         history = self._history(spec)
         self.box.update(messages=(*self.box.state.messages, reply))
-        gpu = self.box.state.gpu
-        if self.engine is None or (gpu is not None and not gpu.usable):
+        if self.models is None or not self.engine_usable():
             problem = self.box.state.engine.error or NO_GPU
             await self._finish(reply, "", MessageStatus.ERROR, problem)
             return
         try:
-            await self._ensure_model(model_id)
-            result = await self.engine.chat(history, lambda text: self._emit(reply.id, text))
+            engine = await self.models.engine_for_reply(conversation.model)
+        except NoModel as no_model:
+            await self._finish(reply, "", MessageStatus.ERROR, no_model.problem)
+            return
+        writer = engine.loaded_model or reply.model
+        if writer != reply.model:
+            reply = replace(reply, model=writer)
+            self.box.update(messages=tuple(reply if m.id == reply.id else m
+                                           for m in self.box.state.messages))
+        self._engine = engine
+        self.models.reply_started()
+        try:
+            result = await engine.chat(history, lambda text: self._emit(reply.id, text))
         except EngineFailure as failure:
             problem = explain_engine_failure(failure)
-            self.box.update(engine=EngineStatus(self.engine.loaded_model, error=problem))
+            self.box.update(engine=replace(self.box.state.engine, error=problem))
             await self._finish(reply, "", MessageStatus.ERROR, problem)
             return
+        finally:
+            self._engine = None
+            self.models.reply_ended()
         status = MessageStatus.STOPPED if result.finish_reason == "abort" else MessageStatus.DONE
         self.box.update(last_usage=result.usage)
         await self._finish(reply, result.content, status, None)
@@ -206,9 +238,10 @@ class ChatService:
                       problem: UserMessage | None) -> None:
         error = f"{problem.title} {problem.detail} {problem.action}" if problem else None
         final = replace(reply, content=content, status=status, error=error)
+        # Saved first, then shown as finished: a finished reply is a stored reply.
+        await self._save("add_message", final, self.clock.now_ms())
         self.box.update(messages=tuple(final if m.id == reply.id else m
                                        for m in self.box.state.messages))
-        await self._save("add_message", final, self.clock.now_ms())
 
     # --- regenerate, rename, delete, import ----------------------------------------
 
@@ -282,5 +315,5 @@ class ChatService:
 
     async def stop(self) -> None:
         """Stop the reply that is streaming; its partial text is kept."""
-        if self.box.state.replying and self.engine is not None:
-            await self.engine.interrupt()
+        if self.box.state.replying and self._engine is not None:
+            await self._engine.interrupt()

@@ -20,6 +20,8 @@ class GpuReport:
     vendor: str = ""
     description: str = ""
     simulated: bool = False
+    max_binding_mb: float = 0.0
+    """WebGPU's maxStorageBufferBindingSize in MiB (0: unknown)."""
 
 
 def gpu_report_from_probe(raw: dict[str, Any]) -> GpuReport:
@@ -32,7 +34,14 @@ def gpu_report_from_probe(raw: dict[str, Any]) -> GpuReport:
         vendor=str(raw.get("vendor", "") or ""),
         description=str(raw.get("description", "") or ""),
         simulated=bool(raw.get("simulated", False)),
+        max_binding_mb=_mib(raw.get("maxStorageBufferBindingSize")),
     )
+
+
+def _mib(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value) / (1024 * 1024)
+    return 0.0
 
 
 _BROWSERS = ("Use Chrome or Edge 113 or newer on a computer with a GPU. On Linux, "

@@ -10,13 +10,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .catalog import DEFAULT_MODEL_KEY, model_for_key
 from .conversation import Conversation, Message
+from .downloads import DownloadItem
 from .errors import UserMessage
 from .gpu import GpuReport
 from .progress import LoadProgress
 from .settings import EngineChoice, EngineKind
 
-__all__ = ["AppState", "EngineStatus", "Listener", "StateBox"]
+__all__ = ["AppState", "EngineStatus", "Listener", "StateBox", "StorageInfo"]
+
+
+@dataclass(frozen=True)
+class StorageInfo:
+    usage: int | None
+    quota: int | None
+    persisted: bool | None
 
 
 @dataclass(frozen=True)
@@ -45,10 +54,24 @@ class AppState:
     """WebLLM's usage report of the last reply (its `extra` has the speeds)."""
     context_dropped: int = 0
     """Earlier messages left out of the last prompt to fit the context window."""
+    new_chat_model: str = DEFAULT_MODEL_KEY
+    """The model chosen for the new, unsaved chat (saved with it on the first send)."""
+    downloads: dict[str, DownloadItem] = field(default_factory=dict)
+    """Lifecycle of each model that has one, by catalog key (absent: not downloaded)."""
+    model_sizes: dict[str, int] = field(default_factory=dict)
+    """Exact download sizes in bytes, by catalog key, once known."""
+    storage: StorageInfo | None = None
 
     @property
     def active(self) -> Conversation | None:
         return next((c for c in self.conversations if c.id == self.active_id), None)
+
+    @property
+    def requested_model_key(self) -> str:
+        """The model the active conversation (or the new chat) asks for."""
+        active = self.active
+        key = active.model if active is not None else self.new_chat_model
+        return key if model_for_key(key) is not None else DEFAULT_MODEL_KEY
 
 
 Listener = Callable[[AppState, AppState], None]

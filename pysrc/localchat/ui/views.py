@@ -8,15 +8,24 @@ once per region root and dispatches them. No view touches the DOM or the state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..core.catalog import model_for_key, spec_for_model_id
+from ..core.catalog import CATALOG, model_for_key, spec_for_model_id
 from ..core.conversation import Conversation, Message, MessageStatus, Role
+from ..core.downloads import (
+    DownloadItem,
+    DownloadState,
+    ModelFit,
+    format_bytes,
+    model_fit,
+    progress_words,
+)
 from ..core.errors import UserMessage
 from ..core.progress import LoadPhase
 from ..core.settings import EngineChoice, EngineKind
-from ..core.state import AppState, EngineStatus
+from ..core.state import AppState, EngineStatus, StorageInfo
 
 __all__ = [
     "THREAD_WINDOW",
@@ -240,3 +249,185 @@ def composer_status(engine: EngineStatus, choice: EngineChoice, replying: bool) 
 
 def engine_label(choice: EngineChoice) -> str:
     return "Simulated engine" if choice.simulated else ""
+
+
+# --- models: the selector, the Download Manager, the banner ---------------------------
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model as the selector and the Download Manager show it (built by the app)."""
+
+    key: str
+    label: str
+    size: str
+    item: DownloadItem | None
+    fit: ModelFit
+    loaded: bool
+    requested: bool
+    simulated: bool
+
+    @property
+    def state_word(self) -> str:
+        if not self.fit.usable:
+            return "Unavailable"
+        if self.item is None:
+            return "Not downloaded"
+        return self.item.state.label
+
+    @property
+    def percent(self) -> int:
+        return round(self.item.fraction * 100) if self.item else 0
+
+
+def _row_name(row: ModelRow) -> str:
+    return f"{row.label} (simulated)" if row.simulated else row.label
+
+
+def model_option_text(row: ModelRow) -> str:
+    """The state a selector option shows next to the model's name."""
+    if not row.fit.usable:
+        return f"Unavailable: {row.fit.reason}"
+    if row.loaded:
+        return "Ready · in use"
+    item = row.item
+    if item is None:
+        return f"Not downloaded · {row.size}"
+    if item.state is DownloadState.DOWNLOADING:
+        return f"Downloading {row.percent}%"
+    if item.state is DownloadState.COMPILING:
+        return f"Compiling {row.percent}%"
+    if item.state is DownloadState.CANCELED:
+        return f"Canceled · {row.size}"
+    return item.state.label
+
+
+def model_options_html(rows: list[ModelRow]) -> str:
+    out = []
+    for row in rows:
+        disabled = ' aria-disabled="true"' if not row.fit.usable else ""
+        out.append(
+            f'<li role="option" id="model-option-{escape(row.key)}" data-key="{escape(row.key)}"'
+            f' aria-selected="{"true" if row.requested else "false"}"{disabled} tabindex="-1">'
+            f'<span class="option-name">{escape(_row_name(row))}</span> '
+            f'<span class="option-state">{escape(model_option_text(row))}</span></li>')
+    return "".join(out)
+
+
+def model_button_text(row: ModelRow) -> str:
+    """The selector button: "Model: Smart", with what is pending."""
+    base = f"Model: {_row_name(row)}"
+    if row.loaded:
+        return base
+    item = row.item
+    if not row.fit.usable:
+        return f"{base} (unavailable)"
+    if item is None or item.state is DownloadState.CANCELED:
+        return f"{base} (not downloaded)"
+    if item.state is DownloadState.QUEUED:
+        return f"{base} (queued)"
+    if item.state is DownloadState.DOWNLOADING:
+        return f"{base} (downloading {row.percent}%)"
+    if item.state is DownloadState.COMPILING:
+        return f"{base} (compiling)"
+    if item.state is DownloadState.FAILED:
+        return f"{base} (download failed)"
+    return base
+
+
+def download_row_html(row: ModelRow, max_retries: int) -> str:
+    item = row.item
+    word = row.state_word
+    key = escape(row.key)
+    name = escape(_row_name(row))
+    parts = [f'<li class="download-row state-{escape(word.lower().replace(" ", "-"))}" '
+             f'data-key="{key}" data-shape="{escape(download_row_shape(row))}">'
+             f'<div class="row-head"><strong>{name}</strong> '
+             f'<span class="state-word">{escape(word)}</span>'
+             f'<span class="row-size">{escape(row.size)}</span></div>']
+    if not row.fit.usable:
+        parts.append(f'<p class="row-detail">{escape(row.fit.reason)}</p>')
+    elif item is not None and item.state in (DownloadState.DOWNLOADING,
+                                             DownloadState.COMPILING):
+        parts.append(
+            f'<div class="progress" role="progressbar" aria-label="{name} progress" '
+            f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{row.percent}">'
+            f'<div class="progress-fill" style="width: {row.percent}%"></div></div>')
+    words = progress_words(item, max_retries) if item is not None else ""
+    if row.loaded:
+        words = "In use by this chat" if row.requested else "Loaded"
+    if words and row.fit.usable:
+        role = ' role="alert"' if item is not None and item.state is DownloadState.FAILED \
+            else ""
+        parts.append(f'<p class="row-detail"{role}>{escape(words)}</p>')
+    actions = []
+    if row.fit.usable:
+        if item is None or item.state is DownloadState.CANCELED:
+            actions.append(("download", "Download"))
+        elif item.state.active:
+            actions.append(("cancel", "Cancel"))
+        elif item.state is DownloadState.FAILED:
+            actions.append(("retry", "Retry"))
+        elif item.state is DownloadState.READY:
+            actions.append(("delete-model", "Delete"))
+    if actions:
+        buttons = "".join(
+            f'<button type="button" class="row-button" data-action="{a}" data-key="{key}" '
+            f'aria-label="{escape(label)} {name}">{escape(label)}</button>'
+            for a, label in actions)
+        parts.append(f'<div class="row-actions">{buttons}</div>')
+    parts.append("</li>")
+    return "".join(parts)
+
+
+def download_row_shape(row: ModelRow) -> str:
+    """What changes a row's structure (anything else is a progress update in place)."""
+    item = row.item
+    return "|".join([row.state_word, str(row.fit.usable), str(row.loaded), str(row.requested),
+                     str(bool(item and item.retry)), item.error.title if item and item.error
+                     else "", row.size])
+
+
+def storage_html(storage: StorageInfo | None) -> str:
+    if storage is None or storage.usage is None or storage.quota is None:
+        return "Storage use is not known in this browser."
+    kept = " Kept by the browser (persistent)." if storage.persisted else ""
+    return (f"LocalChat uses {format_bytes(storage.usage)} of the "
+            f"{format_bytes(storage.quota)} this browser allows it.{kept}")
+
+
+def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: bool) -> str:
+    """Shown above the composer when the chat's model isn't downloaded."""
+    name = escape(_row_name(row))
+    if not row.fit.usable:
+        text = f"This chat uses {name}, which can't run on this device: {escape(row.fit.reason)}"
+        download = ""
+    elif first_visit:
+        text = f"To start chatting, download {name} ({escape(row.size)}). It stays on this device."
+        download = (f'<button type="button" class="primary-button" data-action="download" '
+                    f'data-key="{escape(row.key)}">Download {name} ({escape(row.size)})</button>')
+    else:
+        text = f"This chat uses {name}, which isn't downloaded."
+        download = (f'<button type="button" class="row-button" data-action="download" '
+                    f'data-key="{escape(row.key)}">Download</button>')
+    use = ""
+    if alternative is not None:
+        use = (f'<button type="button" class="row-button" data-action="use-model" '
+               f'data-key="{escape(alternative.key)}">Use {escape(_row_name(alternative))} '
+               "instead</button>")
+    return f'<div class="model-banner" role="note"><p>{text}</p>{download}{use}</div>'
+
+
+def model_rows(state: AppState) -> list[ModelRow]:
+    """Every catalog model as the selector and the Download Manager show it."""
+    f16 = bool(state.gpu and state.gpu.f16)
+    requested = state.requested_model_key
+    rows = []
+    for spec in CATALOG:
+        exact = state.model_sizes.get(spec.key)
+        size = format_bytes(exact) if exact else format_bytes(
+            spec.download_mb(f16) * 1024 * 1024, approximate=True)
+        rows.append(ModelRow(spec.key, spec.label, size, state.downloads.get(spec.key),
+                             model_fit(spec, state.gpu),
+                             state.engine.loaded_model == spec.model_id(f16),
+                             spec.key == requested, state.engine_choice.simulated))
+    return rows

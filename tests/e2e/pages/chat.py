@@ -104,6 +104,20 @@ class ChatPage:
             table,
         )
 
+    def wait_stored(self, table: str, count: int) -> None:
+        """Wait until an IndexedDB table holds `count` records (saves follow the UI)."""
+        self.page.wait_for_function(
+            """([table, count]) => new Promise((resolve) => {
+                const req = indexedDB.open("localchat");
+                req.onerror = () => resolve(false);
+                req.onsuccess = () => {
+                    const db = req.result;
+                    const n = db.transaction(table).objectStore(table).count();
+                    n.onsuccess = () => { db.close(); resolve(n.result === count); };
+                    n.onerror = () => { db.close(); resolve(false); };
+                };
+            })""", arg=[table, count], polling=100)
+
     def seed(self, conversations: list[dict], messages: list[dict]) -> None:
         """Write records straight into IndexedDB (raw API), as an earlier session would
         have left them. The app must have created the database (open() first)."""

@@ -1,0 +1,265 @@
+"""The model controls in the DOM: the selector in the composer, the Download Manager,
+the "isn't downloaded" banner, the tab title while hidden, and announcements.
+
+Views (ui/views.py) make the HTML; this adapter decides what to patch. Download
+progress arrives up to dozens of times a second, so a Download Manager row whose
+structure did not change only gets its progress bar and text updated in place (focus
+on its buttons survives); other rows are left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import js  # type: ignore[import-not-found]
+
+from ..core.downloads import DownloadState
+from ..core.state import AppState
+from ..ui import views
+from .ffi import create_proxy
+
+__all__ = ["ModelActions", "ModelPanel"]
+
+TITLE = "LocalChat"
+
+
+class ModelActions(Protocol):
+    def choose_model(self, key: str) -> None: ...
+    def download(self, key: str) -> None: ...
+    def cancel_download(self, key: str) -> None: ...
+    def retry_download(self, key: str) -> None: ...
+    def delete_model(self, key: str) -> None: ...
+
+
+class ModelPanel:
+    def __init__(self, document: Any, actions: ModelActions, max_retries: int) -> None:
+        self.doc = document
+        self.actions = actions
+        self.max_retries = max_retries
+        get = document.getElementById
+        self.button = get("model-button")
+        self.listbox = get("model-list")
+        self.manager = get("download-manager")
+        self.list = get("download-list")
+        self.storage = get("dm-storage")
+        self.banner = get("model-banner")
+        self.downloads_button = get("downloads-button")
+        self.announcer = get("announcer")
+        self._state: AppState | None = None
+        self._proxies: list[Any] = []
+        self._listen(self.button, "click", lambda *_: self.toggle_list())
+        self._listen(self.button, "keydown", self._button_keydown)
+        self._listen(self.listbox, "click", self._option_click)
+        self._listen(self.listbox, "keydown", self._list_keydown)
+        self._listen(self.downloads_button, "click", lambda *_: self.toggle_manager())
+        self._listen(self.manager, "click", self._manager_click)
+        self._listen(self.manager, "keydown", self._manager_keydown)
+        self._listen(self.banner, "click", self._manager_click)
+        self._listen(document, "visibilitychange", lambda *_: self._update_title())
+        self._listen(document, "click", self._outside_click)
+
+    def _listen(self, node: Any, event: str, handler: Any) -> None:
+        proxy = create_proxy(handler)
+        node.addEventListener(event, proxy)
+        self._proxies.append(proxy)
+
+    # --- the selector (a button and a listbox) ---------------------------------------
+
+    def toggle_list(self, show: bool | None = None) -> None:
+        visible = bool(self.listbox.hidden) if show is None else show
+        self.listbox.hidden = not visible
+        self.button.setAttribute("aria-expanded", "true" if visible else "false")
+        if visible:
+            selected = self.listbox.querySelector('[aria-selected="true"]') or \
+                self.listbox.querySelector('[role="option"]')
+            if selected:
+                selected.focus()
+
+    def _button_keydown(self, event: Any, *_: Any) -> None:
+        if event.key in ("ArrowDown", "ArrowUp"):
+            event.preventDefault()
+            self.toggle_list(True)
+
+    def _options(self) -> list[Any]:
+        return list(self.listbox.querySelectorAll('[role="option"]'))
+
+    def _list_keydown(self, event: Any, *_: Any) -> None:
+        options = self._options()
+        current = event.target.closest('[role="option"]')
+        index = next((i for i, o in enumerate(options) if o == current), 0)
+        if event.key in ("ArrowDown", "ArrowUp", "Home", "End"):
+            event.preventDefault()
+            step = {"ArrowDown": index + 1, "ArrowUp": index - 1, "Home": 0,
+                    "End": len(options) - 1}[event.key]
+            options[max(0, min(len(options) - 1, step))].focus()
+        elif event.key in ("Enter", " "):
+            event.preventDefault()
+            if current:
+                self._choose(current)
+        elif event.key in ("Escape", "Tab"):
+            if event.key == "Escape":
+                event.preventDefault()
+                event.stopPropagation()
+            self.toggle_list(False)
+            if event.key == "Escape":
+                self.button.focus()
+
+    def _option_click(self, event: Any, *_: Any) -> None:
+        option = event.target.closest('[role="option"]')
+        if option:
+            self._choose(option)
+
+    def _choose(self, option: Any) -> None:
+        if option.getAttribute("aria-disabled") == "true":
+            return
+        key = str(option.dataset.key)
+        self.toggle_list(False)
+        self.button.focus()
+        self.actions.choose_model(key)
+
+    def _outside_click(self, event: Any, *_: Any) -> None:
+        target = event.target
+        if not self.listbox.hidden and not target.closest(".model-picker"):
+            self.toggle_list(False)
+
+    def confirm_switch(self) -> None:
+        """A visible confirmation on the selector that the switch happened."""
+        self.button.classList.add("switched")
+        js.setTimeout(create_proxy(lambda *_: self.button.classList.remove("switched")), 2500)
+
+    # --- the Download Manager --------------------------------------------------------
+
+    def toggle_manager(self, show: bool | None = None, focus: bool = True) -> None:
+        visible = bool(self.manager.hidden) if show is None else show
+        self.manager.hidden = not visible
+        self.downloads_button.setAttribute("aria-expanded", "true" if visible else "false")
+        if visible:
+            self.doc.getElementById("perf-panel").hidden = True
+        if visible and focus:
+            self.manager.focus()
+        elif not visible and focus:
+            self.downloads_button.focus()
+
+    def _manager_click(self, event: Any, *_: Any) -> None:
+        node = event.target.closest("[data-action]")
+        if not node:
+            return
+        action = str(node.dataset.action)
+        key = str(node.dataset.key) if node.hasAttribute("data-key") else ""
+        if action == "close-downloads":
+            self.toggle_manager(False)
+        elif action == "download":
+            self.actions.download(key)
+        elif action == "cancel":
+            self.actions.cancel_download(key)
+        elif action == "retry":
+            self.actions.retry_download(key)
+        elif action == "delete-model":
+            self.actions.delete_model(key)
+        elif action == "use-model":
+            self.actions.choose_model(key)
+
+    def _manager_keydown(self, event: Any, *_: Any) -> None:
+        if event.key == "Escape":
+            event.stopPropagation()
+            self.toggle_manager(False)
+
+    # --- rendering -------------------------------------------------------------------
+
+    def render(self, old: AppState | None, new: AppState) -> None:
+        self._state = new
+        if old is not None and (
+                old.downloads, old.engine.loaded_model, old.model_sizes, old.gpu, old.storage,
+                old.requested_model_key, old.engine_choice) == (
+                new.downloads, new.engine.loaded_model, new.model_sizes, new.gpu,
+                new.storage, new.requested_model_key, new.engine_choice):
+            return
+        rows = views.model_rows(new)
+        requested = next(r for r in rows if r.requested)
+        text = views.model_button_text(requested)
+        if str(self.button.textContent) != text:
+            self.button.textContent = text
+        self.listbox.innerHTML = views.model_options_html(rows)
+        self._render_rows(rows)
+        self.storage.textContent = views.storage_html(new.storage)
+        self._render_banner(new, rows, requested)
+        self._update_title()
+        if old is not None:
+            self._announce_changes(old, new, rows)
+
+    def _render_rows(self, rows: list[views.ModelRow]) -> None:
+        existing = {str(n.dataset.key): n for n in self.list.querySelectorAll("li[data-key]")}
+        if len(existing) != len(rows):
+            self.list.innerHTML = "".join(views.download_row_html(r, self.max_retries)
+                                          for r in rows)
+            return
+        for row in rows:
+            node = existing[row.key]
+            shape = views.download_row_shape(row)
+            if str(node.dataset.shape) != shape:
+                focused = self.doc.activeElement
+                action = str(focused.dataset.action) if focused and node.contains(focused) \
+                    and focused.hasAttribute("data-action") else None
+                node.outerHTML = views.download_row_html(row, self.max_retries)
+                if action:
+                    fresh = self.list.querySelector(f'li[data-key="{row.key}"] button')
+                    (fresh or self.manager).focus()
+                continue
+            bar = node.querySelector('[role="progressbar"]')
+            if bar:
+                bar.setAttribute("aria-valuenow", str(row.percent))
+                bar.firstElementChild.style.width = f"{row.percent}%"
+            detail = node.querySelector(".row-detail")
+            if detail and row.item is not None and not row.loaded:
+                from ..core.downloads import progress_words
+
+                text = progress_words(row.item, self.max_retries)
+                if str(detail.textContent) != text:
+                    detail.textContent = text
+
+    def _render_banner(self, state: AppState, rows: list[views.ModelRow],
+                       requested: views.ModelRow) -> None:
+        item = requested.item
+        show = state.gpu is None or state.gpu.usable
+        missing = not requested.loaded and (item is None or item.state in (
+            DownloadState.CANCELED, DownloadState.FAILED)) and show
+        if not missing:
+            if self.banner.innerHTML:
+                self.banner.innerHTML = ""
+            return
+        ready = [r for r in rows if r.key != requested.key and r.fit.usable and (
+            r.loaded or (r.item is not None and r.item.state is DownloadState.READY))]
+        alternative = next((r for r in ready if r.loaded), ready[0] if ready else None)
+        first_visit = not state.downloads and not state.messages
+        html = views.model_banner_html(requested, alternative, first_visit)
+        if str(self.banner.innerHTML) != html:
+            self.banner.innerHTML = html
+
+    def _update_title(self) -> None:
+        state = self._state
+        active = None
+        if state is not None:
+            active = next((i for i in state.downloads.values()
+                           if i.state in (DownloadState.DOWNLOADING, DownloadState.COMPILING)),
+                          None)
+        if self.doc.hidden and active is not None:
+            label = active.key.capitalize()
+            title = (f"{round(active.fraction * 100)}% · Downloading {label} — {TITLE}"
+                     if active.state is DownloadState.DOWNLOADING
+                     else f"Compiling {label} — {TITLE}")
+        else:
+            title = TITLE
+        if str(self.doc.title) != title:
+            self.doc.title = title
+
+    def _announce_changes(self, old: AppState, new: AppState,
+                          rows: list[views.ModelRow]) -> None:
+        for row in rows:
+            before = old.downloads.get(row.key)
+            after = new.downloads.get(row.key)
+            if after is None or (before is not None and before.state is after.state):
+                continue
+            words = f"{row.label}: {after.state.label}."
+            if after.state is DownloadState.FAILED and after.error is not None:
+                words += f" {after.error.title}"
+            self.announcer.textContent = words
