@@ -41,6 +41,13 @@ self.addEventListener("fetch", (event) => {
     // Query strings choose the engine and its knobs, not the file: ignore them.
     const key = request.mode === "navigate" ? new URL("./", self.location.href).href : request;
     const hit = await cache.match(key, { ignoreSearch: true });
+    if (hit && url.search && request.destination === "worker") {
+      // A cached response carries its own URL (without the query), and a worker's
+      // self.location is its script response's URL: the simulated engine's knobs would
+      // be lost. A fresh Response has no URL, so the worker keeps the one it asked for.
+      return new Response(hit.body, { status: hit.status, statusText: hit.statusText,
+                                      headers: hit.headers });
+    }
     if (hit) return hit;
     return fetch(request);
   })());

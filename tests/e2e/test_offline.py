@@ -49,6 +49,26 @@ def test_offline_reload_and_new_tab_boot_and_chat(context: BrowserContext, page:
     chat.reload()  # now controlled by the service worker
     page.wait_for_function("navigator.serviceWorker.controller !== null")
 
+    # Workers started under the service worker still get the simulated engine's knobs
+    # from their own address (a cached script response must not replace it).
+    knob = page.evaluate("""async () => {
+        const bridge = await import("./js/engine-bridge.js");
+        const id = "Llama-3.2-1B-Instruct-q4f32_1-MLC";
+        const model = new URL("sim-host/0.002/" + id, location.href).href;
+        const appConfig = { model_list: [{ model, model_id: id, model_lib: "unused" }] };
+        const handle = bridge.createEngine({ kind: "sim", search: "engine=sim&sim_gpu=none",
+                                             appConfig });
+        try {
+            await handle.reload(id, 30000);
+            return "loaded";
+        } catch (error) {
+            return error.name;
+        } finally {
+            handle.terminate();
+        }
+    }""")
+    assert knob == "WebGPUNotAvailableError"
+
     context.set_offline(True)
     chat.reload()
     chat.send("/echo offline reply")

@@ -184,7 +184,7 @@ export function hasModelInCache(modelId, appConfig, timeoutMs = DEFAULT_CACHE_TI
 
 /**
  * Exact download size of a model in bytes (sum of tensor-cache.json's records), from the
- * cache when it is there, else from the model host; null when it can't be read.
+ * cache when it is there, else from a same-origin model host; null otherwise.
  */
 export function modelDownloadSize(modelId, appConfig, timeoutMs = 8000) {
   const read = (async () => {
@@ -194,6 +194,10 @@ export function modelDownloadSize(modelId, appConfig, timeoutMs = 8000) {
     const url = new URL("tensor-cache.json", new URL(base, self.location.href)).href;
     const cache = await caches.open("webllm/model");
     let response = await cache.match(url);
+    // Ask the network only for a same-origin host (the simulated one) and when online:
+    // opening the app must not contact a remote model host before the user asks.
+    const sameOrigin = new URL(url).origin === self.location.origin;
+    if (!response && !(sameOrigin && navigator.onLine)) return null;
     if (!response) {
       try {
         response = await fetch(url, { cache: "no-store" });

@@ -199,7 +199,8 @@ class ModelService:
             elif not cached and item is not None and item.state is DownloadState.READY:
                 del items[spec.key]  # its files were removed outside the app
                 self._spawn(self._forget(spec.key))
-        self.box.update(downloads=items)
+        # Requests made while this ran (a message sent right after boot) win.
+        self.box.update(downloads={**items, **self.box.state.downloads})
         self._spawn(self._read_sizes())
         self._spawn(self.refresh_storage())
         if any(i.state is DownloadState.QUEUED for i in items.values()):
