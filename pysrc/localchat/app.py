@@ -72,7 +72,8 @@ class App:
         models = None
         if choice.kind is not EngineKind.INVALID and gpu.usable:
             runtime = WorkerRuntime(bridges.engine, choice, search, site_base())
-            models = ModelService(box, runtime, store, now_ms=clock.now_ms)
+            models = ModelService(box, runtime, store, now_ms=clock.now_ms,
+                                  backoff_s=_query_seconds(search, "retry_backoff_s", 1.0))
             models.on_switch = self._switched
         self.models = models
         service = ChatService(box, store, models, clock)
@@ -329,6 +330,18 @@ class App:
         proxy = create_proxy(lambda: asyncio.ensure_future(self_test()))
         self.proxies.append(proxy)
         js.window.localchat.selfTest = proxy
+
+
+def _query_seconds(search: str, name: str, default: float) -> float:
+    """A small number of seconds from the query string (tests shorten retry waits)."""
+    from urllib.parse import parse_qs
+
+    raw = parse_qs(search.lstrip("?")).get(name, [""])[0]
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if 0 <= value <= 60 else default
 
 
 async def main() -> None:

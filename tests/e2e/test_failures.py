@@ -77,7 +77,8 @@ def test_storage_failure_mid_session_is_reported_and_nothing_deleted(
 def test_worker_that_fails_to_start(page: Page, site_url: str) -> None:
     page.route("**/workers/sim-engine-worker.js*",
                lambda route: route.fulfill(status=404, body="missing"))
-    chat = ChatPage(page, site_url).open()
+    # sw=off: a service worker would answer from its cache, out of page.route's reach.
+    chat = ChatPage(page, site_url).open(query=FAST_SIM + "&sw=off")
     chat.send("hello")
     reply = chat.wait_for_reply_done()
     expect(reply.get_by_role("alert")).to_contain_text("The model engine could not start")

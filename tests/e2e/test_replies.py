@@ -49,16 +49,21 @@ def test_regenerate_replaces_the_last_reply(page: Page, site_url: str) -> None:
     assert all(m["id"] != first_id for m in stored)
 
 
-@pytest.mark.allow_console_errors(r"params_shard_", r"NetworkError")
+@pytest.mark.allow_console_errors(r"params_shard_", r"NetworkError", r"ERR_FAILED")
 def test_a_failed_reply_shows_inline_and_retry_recovers(page: Page, site_url: str) -> None:
-    chat = ChatPage(page, site_url).open(query=FAST_SIM + "&sim_fail=smart@40")
+    # The model host drops every shard request (after the automatic retries, the reply
+    # fails inline); then the network comes back and Retry on the message recovers.
+    page.context.route("**/params_shard_*", lambda route: route.abort())
+    chat = ChatPage(page, site_url).open(query=FAST_SIM + "&retry_backoff_s=0.05")
     chat.send("/echo after a failure")
     reply = chat.wait_for_reply_done()
     expect(reply.get_by_role("alert")).to_contain_text("Can't reach the model host")
+    page.context.unroute("**/params_shard_*")
     reply.get_by_role("button", name="Retry").click()
     reply = chat.wait_for_reply_done()
     expect(reply.locator(".bubble")).to_have_text("after a failure")
     expect(chat.assistant_messages()).to_have_count(1)
+    chat.wait_stored("messages", 2)
     assert [m["status"] for m in chat.stored("messages") if m["role"] == "assistant"] == ["done"]
 
 
@@ -166,11 +171,11 @@ def test_damaged_and_unknown_model_records_are_shown_unchanged(
     chat.reload()
     expect(chat.sidebar_links).to_have_text(["From the future", "Untitled chat"])
     chat.sidebar_links.first.click()
-    expect(page.get_by_role("note")).to_contain_text("“galaxy-brain”")
+    expect(page.locator(".thread-note")).to_contain_text("“galaxy-brain”")
     chat.send("/echo still works")
     expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("still works")
     chat.sidebar_links.filter(has_text="Untitled chat").click()
-    expect(page.get_by_role("note")).to_contain_text("missing title")
+    expect(page.locator(".thread-note")).to_contain_text("missing title")
     stored = {c["id"]: c for c in chat.stored("conversations")}
     assert stored["d" * 32]["model"] == "galaxy-brain"
     assert "title" not in stored["e" * 32]

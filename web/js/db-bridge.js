@@ -49,8 +49,18 @@ export function toError(value) {
   return err;
 }
 
-function guard(promise) {
-  return Promise.resolve(promise).catch((err) => {
+/**
+ * `work` (a promise, or a function returning one) with every failure, synchronous ones
+ * included (a closed store throws at once), as a rejected promise of a real Error.
+ */
+function guard(work) {
+  let promise;
+  try {
+    promise = Promise.resolve(typeof work === "function" ? work() : work);
+  } catch (err) {
+    return Promise.reject(toError(err));
+  }
+  return promise.catch((err) => {
     throw toError(err);
   });
 }
@@ -98,16 +108,16 @@ function byUpdatedDesc(a, b) {
 
 /** Every conversation record, newest first (records are returned as stored). */
 export function listConversations() {
-  return guard(database().conversations.orderBy("updatedAt").reverse().toArray());
+  return guard(() => database().conversations.orderBy("updatedAt").reverse().toArray());
 }
 
 export function getConversation(id) {
-  return guard(database().conversations.get(id).then((c) => c ?? null));
+  return guard(() => database().conversations.get(id).then((c) => c ?? null));
 }
 
 /** Messages of one conversation, oldest first. */
 export function getMessages(conversationId) {
-  return guard(
+  return guard(() =>
     database().messages
       .where("[conversationId+createdAt]")
       .between([conversationId, Dexie.minKey], [conversationId, Dexie.maxKey])
@@ -117,64 +127,70 @@ export function getMessages(conversationId) {
 
 /** Insert a new conversation; fails with ConstraintError if the id exists. */
 export function addConversation(conversation) {
-  return guard(database().conversations.add(conversation));
+  return guard(() => database().conversations.add(conversation));
 }
 
 /** Change some fields of a conversation without touching the others. */
 export function updateConversation(id, changes) {
-  return guard(database().conversations.update(id, changes));
+  return guard(() => database().conversations.update(id, changes));
 }
 
 /** Insert a message and set its conversation's updatedAt, in one transaction. */
 export function addMessage(message, touchUpdatedAt) {
-  const d = database();
-  return guard(d.transaction("rw", d.conversations, d.messages, () => {
-    d.messages.add(message);
-    if (touchUpdatedAt !== undefined && touchUpdatedAt !== null) {
-      d.conversations.update(message.conversationId, { updatedAt: touchUpdatedAt });
-    }
-  }));
+  return guard(() => {
+    const d = database();
+    return d.transaction("rw", d.conversations, d.messages, () => {
+      d.messages.add(message);
+      if (touchUpdatedAt !== undefined && touchUpdatedAt !== null) {
+        d.conversations.update(message.conversationId, { updatedAt: touchUpdatedAt });
+      }
+    });
+  });
 }
 
 /** Change some fields of a message (e.g. its content when a reply finishes). */
 export function updateMessage(id, changes) {
-  return guard(database().messages.update(id, changes));
+  return guard(() => database().messages.update(id, changes));
 }
 
 /** Delete one message (a reply being regenerated). */
 export function deleteMessage(id) {
-  return guard(database().messages.delete(id));
+  return guard(() => database().messages.delete(id));
 }
 
 /** Add imported conversations and messages in one transaction: all or nothing. */
 export function importConversations(conversations, messages) {
-  const d = database();
-  return guard(d.transaction("rw", d.conversations, d.messages, async () => {
-    await d.conversations.bulkAdd(conversations);
-    await d.messages.bulkAdd(messages);
-  }));
+  return guard(() => {
+    const d = database();
+    return d.transaction("rw", d.conversations, d.messages, async () => {
+      await d.conversations.bulkAdd(conversations);
+      await d.messages.bulkAdd(messages);
+    });
+  });
 }
 
 export function deleteConversation(id) {
-  const d = database();
-  return guard(d.transaction("rw", d.conversations, d.messages, () => {
-    d.messages.where("conversationId").equals(id).delete();
-    d.conversations.delete(id);
-  }));
+  return guard(() => {
+    const d = database();
+    return d.transaction("rw", d.conversations, d.messages, () => {
+      d.messages.where("conversationId").equals(id).delete();
+      d.conversations.delete(id);
+    });
+  });
 }
 
 /** Every download record (the Download Manager's persisted queue). */
 export function listDownloads() {
-  return guard(database().downloads.toArray());
+  return guard(() => database().downloads.toArray());
 }
 
 /** Insert or replace one download record (keyed by catalog key). */
 export function saveDownload(record) {
-  return guard(database().downloads.put(record));
+  return guard(() => database().downloads.put(record));
 }
 
 export function deleteDownload(key) {
-  return guard(database().downloads.delete(key));
+  return guard(() => database().downloads.delete(key));
 }
 
 /** Storage figures for the UI: {usage, quota, persisted} (nulls when unknown). */

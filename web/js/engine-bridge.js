@@ -214,8 +214,16 @@ export function modelDownloadSize(modelId, appConfig, timeoutMs = 8000) {
 
 /** Remove a model's files from the cache (weights, config, library). */
 export function deleteModel(modelId, appConfig) {
-  const work = modelRecord(String(modelId), appConfig).then(async ({ webllm, config }) => {
+  const work = modelRecord(String(modelId), appConfig).then(async ({ webllm, config, record }) => {
     await webllm.deleteModelAllInfoInCache(String(modelId), config);
+    // WebLLM leaves the tokenizer behind; it belongs to the model too.
+    let base = record.model.endsWith("/") ? record.model : record.model + "/";
+    if (!/.+\/resolve\/.+\//.test(base)) base += "resolve/main/";
+    const cache = await caches.open("webllm/model");
+    const prefix = new URL(base, self.location.href).href;
+    for (const request of await cache.keys()) {
+      if (request.url.startsWith(prefix)) await cache.delete(request);
+    }
   });
   return withTimeout(work, 30_000, "Deleting the model");
 }

@@ -1,0 +1,72 @@
+"""The model selector and the Download Manager, as a user finds them (roles and names)."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+# Fast downloads, short compile, fast replies, short retry waits.
+SIM = ("engine=sim&sim_scale=0.002&sim_mbps=200&sim_compile_s=0.2&sim_tps=0"
+       "&retry_backoff_s=0.05")
+# Slow enough to act while a download runs (~3.5 MB for Smart at 0.5 MB/s = 7 s).
+SLOW = ("engine=sim&sim_scale=0.002&sim_mbps=0.5&sim_compile_s=2&sim_tps=0"
+        "&retry_backoff_s=0.05")
+
+MODEL_IDS = {
+    "quick": "Llama-3.2-1B-Instruct-q4f16_1-MLC",
+    "smart": "Llama-3.2-3B-Instruct-q4f16_1-MLC",
+    "genius": "Llama-3.1-8B-Instruct-q4f16_1-MLC",
+}
+
+
+class Models:
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    @property
+    def selector(self) -> Locator:
+        return self.page.locator("#composer").get_by_role("button", name=re.compile("^Model"))
+
+    @property
+    def listbox(self) -> Locator:
+        return self.page.get_by_role("listbox", name="Models")
+
+    def option(self, label: str) -> Locator:
+        return self.listbox.get_by_role("option", name=re.compile(f"^{label}"))
+
+    def choose(self, label: str) -> None:
+        self.selector.click()
+        self.option(label).click()
+
+    @property
+    def manager(self) -> Locator:
+        return self.page.get_by_role("dialog", name="Download Manager")
+
+    def open_manager(self) -> Locator:
+        if not self.manager.is_visible():
+            self.page.get_by_role("button", name="Downloads").click()
+        expect(self.manager).to_be_visible()
+        return self.manager
+
+    def row(self, label: str) -> Locator:
+        return self.manager.get_by_role("listitem").filter(
+            has=self.page.locator("strong", has_text=re.compile(f"^{label}")))
+
+    def state(self, label: str) -> Locator:
+        return self.row(label).locator(".state-word")
+
+    def wait_state(self, label: str, word: str, timeout: float = 30_000) -> None:
+        expect(self.state(label)).to_have_text(word, timeout=timeout)
+
+    def shard_requests(self) -> list[str]:
+        """Every simulated shard URL requested so far (recorded by `record_shards`)."""
+        return list(self.page.evaluate("window.__shards || []"))
+
+
+def record_shards(page: Page) -> list[str]:
+    """Start recording the shard requests of the page and its workers."""
+    seen: list[str] = []
+    page.context.on("request", lambda r: seen.append(r.url) if "params_shard_" in r.url
+                    else None)
+    return seen

@@ -1,0 +1,325 @@
+"""Model management as a user meets it: the model belongs to the conversation, the
+selector sits in the composer, and the Download Manager runs one download at a time
+with real states, cancel with confirmation, inline failures with Retry that resumes,
+and the switch to a finished model only when it is still wanted."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from .pages.chat import ChatPage, conversation_record, message_record
+from .pages.models import MODEL_IDS, SIM, SLOW, Models, record_shards
+
+
+def test_first_visit_offers_one_download_of_smart_then_chats(page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SIM)
+    models = Models(page)
+    expect(models.selector).to_have_text("Model: Smart (simulated) (not downloaded)")
+    offer = page.get_by_role(
+        "button", name=re.compile(r"^Download Smart \(simulated\) \(\d+ MB\)$"))
+    expect(offer).to_be_visible()
+    # No model badge or selector in the header, no prompt: just the one action.
+    expect(page.get_by_role("banner").get_by_role(
+        "button", name=re.compile("Smart|Model"))).to_have_count(0)
+    offer.click()
+    manager = models.manager
+    expect(manager).to_be_visible()
+    models.wait_state("Smart", "Ready")
+    expect(models.selector).to_have_text("Model: Smart (simulated)")
+    expect(models.selector).to_have_class(re.compile("switched"))
+    expect(chat.toasts).to_contain_text("Now using Smart.")
+    expect(offer).to_be_hidden()
+    chat.send("/echo ready to chat")
+    expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("ready to chat")
+
+
+def test_states_progress_and_the_queue_run_one_at_a_time(page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    models.open_manager()
+    models.row("Quick").get_by_role("button", name="Download").click()
+    models.row("Genius").get_by_role("button", name="Download").click()
+    models.wait_state("Quick", "Downloading")
+    expect(models.state("Genius")).to_have_text("Queued")
+    bar = models.row("Quick").get_by_role("progressbar")
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^[1-9]\d?$"))
+    detail = models.row("Quick").locator(".row-detail")
+    expect(detail).to_contain_text(re.compile(r"\d+% · [\d.]+ (KB|MB) of [\d.]+ MB · "))
+    expect(detail).to_contain_text(re.compile(r"(left|estimating…)"))
+    expect(detail).to_contain_text(re.compile(r"(about \d+ s left|a few seconds left)"))
+    models.wait_state("Quick", "Compiling")
+    models.wait_state("Quick", "Ready")
+    # Quick finished while the chat asks for Smart: it is just Ready, nothing switched.
+    expect(models.selector).to_have_text(re.compile(r"^Model: Smart"))
+    models.wait_state("Genius", "Downloading")
+    expect(models.state("Quick")).to_have_text("Ready")
+    assert chat.stored("conversations") == []
+
+
+def test_choosing_a_model_is_per_conversation_and_switches_when_ready(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SIM.replace("sim_mbps=200", "sim_mbps=2"))
+    models = Models(page)
+    chat.seed([conversation_record("a" * 32, "Other chat", 1_000, model="smart")], [])
+    chat.reload()
+    chat.send("/echo first in smart")
+    expect(chat.wait_for_reply_done().locator(".meta")).to_contain_text("Smart (simulated)")
+    conversation_id = page.url.rsplit("/", 1)[1]
+    before = {c["id"]: c for c in chat.stored("conversations")}
+
+    models.choose("Quick")
+    expect(models.manager).to_be_visible()
+    expect(models.selector).to_have_text(re.compile(r"^Model: Quick \(simulated\) \("))
+    stored = {c["id"]: c for c in chat.stored("conversations")}
+    assert stored[conversation_id]["model"] == "quick"
+    assert stored[conversation_id]["updatedAt"] == before[conversation_id]["updatedAt"]
+    assert stored["a" * 32]["model"] == "smart"
+    expect(chat.sidebar_links).to_have_text(["/echo first in smart", "Other chat"])
+
+    # Still downloading: the loaded model (Smart) keeps answering.
+    chat.send("/echo while quick downloads")
+    reply = chat.wait_for_reply_done()
+    expect(reply.locator(".bubble")).to_have_text("while quick downloads")
+    expect(reply.locator(".meta")).to_contain_text("Smart (simulated)")
+
+    models.wait_state("Quick", "Ready")
+    expect(models.selector).to_have_text("Model: Quick (simulated)")
+    expect(chat.toasts).to_contain_text("Now using Quick.")
+    chat.send("/echo now quick")
+    expect(chat.wait_for_reply_done().locator(".meta")).to_contain_text("Quick (simulated)")
+    messages = [m for m in chat.stored("messages") if m["role"] == "assistant"]
+    assert sorted(m["model"] for m in messages) == sorted(
+        [MODEL_IDS["smart"], MODEL_IDS["smart"], MODEL_IDS["quick"]])
+
+    # The other conversation still uses Smart.
+    chat.sidebar_links.filter(has_text="Other chat").click()
+    expect(models.selector).to_have_text(re.compile(r"^Model: Smart"))
+
+
+def test_auto_switch_only_when_still_wanted(page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    models.choose("Quick")
+    models.wait_state("Quick", "Downloading")
+    models.choose("Smart")  # changed mind: Smart is ... not downloaded either
+    models.wait_state("Quick", "Ready", timeout=40_000)
+    # Quick is Ready but the chat now asks for Smart: no forced switch.
+    expect(models.selector).to_have_text(re.compile(r"^Model: Smart \(simulated\) \("))
+    expect(chat.toasts).not_to_contain_text("Now using Quick.")
+
+
+def test_cancel_asks_first_and_download_again_resumes(page: Page, site_url: str) -> None:
+    shards = record_shards(page)
+    ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    models.open_manager()
+    models.row("Smart").get_by_role("button", name="Download").click()
+    models.wait_state("Smart", "Downloading")
+    page.wait_for_function("document.querySelector('[data-key=smart] [role=progressbar]')"
+                           "?.getAttribute('aria-valuenow') >= 30", polling=100, timeout=30_000)
+    cancel = models.row("Smart").get_by_role("button", name="Cancel")
+    cancel.click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_have_accessible_name("Cancel the Smart download?")
+    dialog.get_by_role("button", name="Cancel", exact=True).click()  # dismiss: keep going
+    expect(dialog).to_be_hidden()
+    expect(models.state("Smart")).to_have_text("Downloading")
+    models.row("Smart").get_by_role("button", name="Cancel").click()
+    dialog.get_by_role("button", name="Cancel download").click()
+    models.wait_state("Smart", "Canceled")
+    expect(models.row("Smart")).to_contain_text("starting again resumes")
+    fetched_before = set(shards)
+    assert fetched_before
+
+    page.evaluate("""() => { const u = new URL(location.href);
+        u.searchParams.set("sim_mbps", "200"); history.replaceState(null, "", u); }""")
+    models.row("Smart").get_by_role("button", name="Download").click()
+    models.wait_state("Smart", "Ready")
+    # Only shards not stored before are fetched again (a shard cut mid-way may repeat).
+    again = [u for u in shards[len(fetched_before):] if u in fetched_before]
+    assert len(again) <= 4
+
+
+def test_failure_is_inline_with_retry_and_automatic_retries_are_shown(
+        page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open(query=SIM.replace("sim_mbps=200", "sim_mbps=2")
+                                  + "&sim_fail_always=genius@30")
+    models = Models(page)
+    models.open_manager()
+    models.row("Genius").get_by_role("button", name="Download").click()
+    expect(models.row("Genius")).to_contain_text(re.compile(r"Retrying \([123]/3\)…"),
+                                                 timeout=40_000)
+    models.wait_state("Genius", "Failed", timeout=60_000)
+    row = models.row("Genius")
+    expect(row.get_by_role("alert")).to_contain_text("Can't reach the model host")
+    expect(row.get_by_role("button", name="Retry")).to_be_visible()
+    row.get_by_role("button", name="Retry").click()
+    expect(models.state("Genius")).to_have_text(re.compile("Downloading|Queued"))
+
+
+def test_retry_resumes_from_stored_shards(page: Page, site_url: str) -> None:
+    shards = record_shards(page)
+    ChatPage(page, site_url).open(query=SIM + "&sim_fail=smart@50")
+    models = Models(page)
+    models.open_manager()
+    models.row("Smart").get_by_role("button", name="Download").click()
+    models.wait_state("Smart", "Ready")  # failed once at 50 %, retried automatically
+    repeated = {u for u in shards if shards.count(u) > 1}
+    assert len(repeated) <= 4, repeated  # at most the shards cut mid-way, never the rest
+    assert len(set(shards)) >= 8
+
+
+def test_queue_survives_a_reload_and_resumes(page: Page, site_url: str) -> None:
+    shards = record_shards(page)
+    chat = ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    models.open_manager()
+    models.row("Smart").get_by_role("button", name="Download").click()
+    models.row("Quick").get_by_role("button", name="Download").click()
+    page.wait_for_function("document.querySelector('[data-key=smart] [role=progressbar]')"
+                           "?.getAttribute('aria-valuenow') >= 25", polling=100, timeout=30_000)
+    before = set(shards)
+    page.goto(page.url.replace("sim_mbps=0.5", "sim_mbps=200"))
+    chat.wait_until_ready()
+    models.open_manager()
+    models.wait_state("Smart", "Ready")
+    models.wait_state("Quick", "Ready")
+    again = [u for u in shards[len(before):] if u in before]
+    assert len(again) <= 4  # resumed from the stored shards
+
+
+def test_not_downloaded_banner_offers_download_or_the_loaded_model(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SIM)
+    models = Models(page)
+    chat.send("/echo warm up smart")
+    chat.wait_for_reply_done()
+    chat.seed([conversation_record("g" * 32, "Big questions", 9_000, model="genius")],
+              [message_record("g1", "g" * 32, "user", "hello", 9_000)])
+    chat.reload()
+    chat.sidebar_links.filter(has_text="Big questions").click()
+    banner = page.get_by_role("note").filter(has_text="This chat uses Genius")
+    expect(banner).to_contain_text("which isn't downloaded")
+    banner.get_by_role("button", name="Use Smart (simulated) instead").click()
+    expect(models.selector).to_have_text("Model: Smart (simulated)")
+    expect(banner).to_be_hidden()
+    stored = {c["id"]: c for c in chat.stored("conversations")}
+    assert stored["g" * 32]["model"] == "smart"
+
+
+def test_gpu_fit_marks_models_unavailable_and_uses_f32(page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open(query=SIM + "&sim_gpu=low")
+    models = Models(page)
+    models.selector.click()
+    genius = models.option("Genius")
+    expect(genius).to_have_attribute("aria-disabled", "true")
+    expect(genius).to_contain_text("Unavailable: Genius needs a more powerful GPU")
+    page.keyboard.press("Escape")
+    models.open_manager()
+    expect(models.state("Genius")).to_have_text("Unavailable")
+    expect(models.row("Genius").get_by_role("button")).to_have_count(0)
+
+    page.goto(page.url.replace("sim_gpu=low", "sim_gpu=nof16"))
+    ChatPage(page, site_url).wait_until_ready()
+    models.open_manager()
+    models.row("Quick").get_by_role("button", name="Download").click()
+    models.wait_state("Quick", "Ready")
+    names = page.evaluate("caches.open('webllm/model').then(c => c.keys())"
+                          ".then(ks => ks.map(r => r.url))")
+    assert any("q4f32" in u for u in names) and not any("1B-Instruct-q4f16" in u for u in names)
+
+
+def test_not_enough_space_fails_at_once_with_sizes(page: Page, site_url: str) -> None:
+    page.add_init_script("""
+        navigator.storage.estimate = async () => ({ usage: 0, quota: 1024 * 1024 });
+    """)
+    ChatPage(page, site_url).open(query=SIM)
+    models = Models(page)
+    models.open_manager()
+    models.row("Smart").get_by_role("button", name="Download").click()
+    models.wait_state("Smart", "Failed")
+    expect(models.row("Smart").get_by_role("alert")).to_contain_text(
+        re.compile(r"Needs \d+ MB, 1 MB available\."))
+
+
+def test_ready_models_can_be_deleted_and_storage_is_shown(page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open(query=SIM)
+    models = Models(page)
+    models.open_manager()
+    expect(models.manager).to_contain_text(re.compile(r"LocalChat uses .+ of the .+ this browser"))
+    models.row("Quick").get_by_role("button", name="Download").click()
+    models.wait_state("Quick", "Ready")
+    models.row("Quick").get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_have_accessible_name("Delete Quick from this device?")
+    dialog.get_by_role("button", name="Delete model").click()
+    expect(models.state("Quick")).to_have_text("Not downloaded")
+    cached = page.evaluate("caches.open('webllm/model').then(c => c.keys())"
+                           ".then(ks => ks.map(r => r.url).filter(u => u.includes('1B-Instruct')))")
+    assert cached == []
+
+
+def test_download_progress_is_in_the_tab_title_while_hidden(page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    models.open_manager()
+    models.row("Smart").get_by_role("button", name="Download").click()
+    models.wait_state("Smart", "Downloading")
+    page.evaluate("""() => {
+        Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    expect(page).to_have_title(re.compile(r"^\d+% · Downloading Smart — LocalChat$"))
+    page.evaluate("""() => {
+        Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    expect(page).to_have_title("LocalChat")
+    expect(page.locator("#announcer")).to_have_text(re.compile("Smart: (Downloading|Queued)"))
+
+
+def test_rapid_switching_ends_consistent(page: Page, site_url: str) -> None:
+    shards = record_shards(page)
+    page.add_init_script("""
+        window.__workers = { live: 0 };
+        const NativeWorker = window.Worker;
+        window.Worker = class extends NativeWorker {
+            constructor(...args) { super(...args); window.__workers.live += 1; }
+            terminate() { if (!this.__done) { this.__done = true; window.__workers.live -= 1; }
+                          super.terminate(); }
+        };
+    """)
+    chat = ChatPage(page, site_url).open(query=SIM)
+    models = Models(page)
+    chat.send("/echo start")
+    chat.wait_for_reply_done()
+    import random
+
+    rng = random.Random(7)
+    for label in ["Quick", "Genius", "Quick"]:
+        models.choose(label)
+    for _ in range(47):
+        if rng.random() < 0.2 and models.manager.is_visible():
+            button = models.manager.get_by_role("button", name="Cancel").first
+            if button.count():
+                button.click()
+                page.get_by_role("alertdialog").get_by_role(
+                    "button", name="Cancel download").click()
+                continue
+        models.choose(rng.choice(["Quick", "Smart", "Genius"]))
+    final = rng.choice(["Quick", "Smart"])
+    models.choose(final)
+    expect(models.selector).to_have_text(f"Model: {final} (simulated)", timeout=60_000)
+    busy = ".download-row:is(.state-downloading, .state-compiling, .state-queued)"
+    page.wait_for_function(f"() => !document.querySelector('{busy}')",
+                           polling=200, timeout=60_000)
+    # One engine worker is left (the chat engine); no download ran twice for a shard
+    # beyond the ones cut by a cancel.
+    page.wait_for_function("window.__workers.live === 1", polling=200, timeout=20_000)
+    chat.send("/echo still consistent")
+    reply = chat.wait_for_reply_done()
+    expect(reply.locator(".meta")).to_contain_text(f"{final} (simulated)")
+    total = len(shards)
+    assert total - len(set(shards)) <= 4 * 20

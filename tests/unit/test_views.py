@@ -1,0 +1,199 @@
+"""Views: user- and model-written text is escaped; messages are labelled."""
+
+from __future__ import annotations
+
+from localchat.core.conversation import Conversation, Message, MessageStatus, Role
+from localchat.core.settings import EngineChoice, EngineKind
+from localchat.core.state import AppState
+from localchat.ui.views import (
+    conversation_items,
+    message_html,
+    model_label,
+    notices_html,
+    thread_html,
+)
+from tests.unit.html_probe import active_content, elements, text
+
+EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+SMART_F32 = "Llama-3.2-3B-Instruct-q4f32_1-MLC"
+
+
+def _user(content: str, mid: str = "u1") -> Message:
+    return Message(mid, "c1", Role.USER, content, None, 1)
+
+
+def _assistant(content: str, status: MessageStatus = MessageStatus.DONE,
+               model: str | None = SMART_F32, error: str | None = None,
+               mid: str = "a1") -> Message:
+    return Message(mid, "c1", Role.ASSISTANT, content, model, 2, status, error)
+
+
+def _only(html: str, tag: str, **attrs: str) -> dict[str, str | None]:
+    found = [e.attrs for e in elements(html, tag)
+             if all(e.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- the conversation list ---------------------------------------------------------------
+
+
+def test_titles_in_the_list_are_escaped() -> None:
+    html = conversation_items((Conversation("c1", EVIL, "smart", 1, 1),), None, loaded=True)
+    assert "<script" not in html
+    assert "&lt;script&gt;" in html
+    assert active_content(html) == []
+    assert _only(html, "a")["href"] == "#/chat/c1"
+    assert text(html).startswith(EVIL)
+    assert _only(html, "button", data_action="rename")["aria-label"] == f"Rename “{EVIL}”"
+
+
+def test_an_odd_id_cannot_break_out_of_its_attributes() -> None:
+    cid = 'x" onmouseover="alert(1)'
+    html = conversation_items((Conversation(cid, "T", "smart", 1, 1),), cid, loaded=True)
+    assert active_content(html) == []
+    assert _only(html, "li")["data-id"] == cid
+    assert _only(html, "a")["href"] == f"#/chat/{cid}"
+
+
+def test_only_the_active_conversation_is_current() -> None:
+    chats = (Conversation("a", "A", "smart", 1, 2), Conversation("b", "B", "smart", 1, 1))
+    html = conversation_items(chats, "b", loaded=True)
+    assert [(a["href"], a.get("aria-current")) for a in (e.attrs for e in elements(html, "a"))] \
+        == [("#/chat/a", None), ("#/chat/b", "page")]
+
+
+def test_list_placeholders_and_paging() -> None:
+    chats = tuple(Conversation(f"c{i}", f"Chat {i}", "smart", 1, 1) for i in range(5))
+    assert "Loading conversations" in conversation_items(chats, None, loaded=False)
+    assert "No conversations yet" in conversation_items((), None, loaded=True)
+    paged = conversation_items(chats, None, loaded=True, limit=3)
+    assert len(elements(paged, "a")) == 3
+    assert "Show 2 more" in text(paged)
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def test_a_user_message_is_labelled_you_and_escaped() -> None:
+    html = message_html(_user(EVIL), simulated=False)
+    article = _only(html, "article")
+    assert article["aria-label"] == "You"
+    assert article["class"] == "message user"
+    assert "<script" not in html
+    assert active_content(html) == []
+    assert text(html) == EVIL
+    assert not any(e.attrs.get("class") == "meta" for e in elements(html))
+
+
+def test_user_messages_are_never_rendered_as_markdown() -> None:
+    html = message_html(_user("**bold**"), False, markdown=lambda s: "<b>rendered</b>")
+    assert "rendered" not in html
+    assert text(html) == "**bold**"
+
+
+def test_an_assistant_message_is_labelled_and_shows_its_model() -> None:
+    html = message_html(_assistant("Hi <b>there</b>"), simulated=False)
+    assert _only(html, "article")["aria-label"] == "Assistant"
+    assert _only(html, "div", **{"class": "meta"}) is not None
+    assert text(html) == "Hi <b>there</b>Smart"
+    assert elements(html, "b") == []
+
+
+def test_the_simulated_engine_is_named_in_the_model_label() -> None:
+    html = message_html(_assistant("Hi"), simulated=True)
+    assert "Smart (simulated)" in text(html)
+    assert model_label(SMART_F32, simulated=True) == "Smart (simulated)"
+
+
+def test_unknown_and_missing_models_are_labelled_safely() -> None:
+    html = message_html(_assistant("Hi", model="<i>new-model</i>"), simulated=False)
+    assert elements(html, "i") == []
+    assert text(html).endswith("<i>new-model</i>")
+    assert model_label(None, simulated=False) == "Unknown model"
+
+
+def test_a_stopped_reply_says_so() -> None:
+    html = message_html(_assistant("Partial", MessageStatus.STOPPED), simulated=False)
+    assert text(html) == "PartialSmart · stopped"
+
+
+def test_finished_replies_use_the_markdown_renderer() -> None:
+    seen: list[str] = []
+
+    def markdown(source: str) -> str:
+        seen.append(source)
+        return "<p>rendered</p>"
+
+    done = message_html(_assistant("**hi**"), False, markdown=markdown)
+    streaming = message_html(_assistant("**hi", MessageStatus.STREAMING), False,
+                             markdown=markdown)
+    assert "<p>rendered</p>" in done
+    assert seen == ["**hi**"]
+    assert "streaming" in _only(streaming, "article")["class"]
+    assert text(streaming).startswith("**hi")
+
+
+def test_a_failed_reply_shows_its_error_escaped_with_retry_when_last() -> None:
+    failed = _assistant("", MessageStatus.ERROR, error="GPU <b>lost</b>")
+    html = message_html(failed, simulated=False, last=True)
+    alert = _only(html, "p", role="alert")
+    assert alert["class"] == "error"
+    assert elements(html, "b") == []
+    assert "GPU <b>lost</b>" in text(html)
+    assert _only(html, "button", data_action="regenerate") is not None
+    assert not any(e.attrs.get("class") == "bubble" for e in elements(html))
+    assert elements(message_html(failed, simulated=False, last=False), "button") == []
+
+
+def test_only_the_last_finished_reply_offers_regenerate() -> None:
+    assert "Regenerate" in message_html(_assistant("Hi"), False, last=True)
+    assert "Regenerate" not in message_html(_assistant("Hi"), False, last=False)
+    streaming = _assistant("Hi", MessageStatus.STREAMING)
+    assert "Regenerate" not in message_html(streaming, False, last=True)
+
+
+def test_message_ids_are_escaped_in_attributes() -> None:
+    html = message_html(_user("x", mid='m"><script>'), simulated=False)
+    assert elements(html, "script") == []
+    assert _only(html, "article")["data-message-id"] == 'm"><script>'
+
+
+# --- the thread and notices ---------------------------------------------------------------
+
+
+def test_a_missing_conversation_shows_not_found() -> None:
+    html = thread_html(AppState(not_found_id="gone"))
+    assert "Conversation not found" in text(html)
+    assert _only(html, "a")["href"] == "#/chat"
+
+
+def test_the_thread_labels_each_message() -> None:
+    chat = Conversation("c1", "T", "smart", 1, 1)
+    state = AppState(conversations=(chat,), active_id="c1",
+                     messages=(_user("Q"), _assistant("A")))
+    labels = [e.attrs["aria-label"] for e in elements(thread_html(state), "article")]
+    assert labels == ["You", "Assistant"]
+
+
+def test_a_note_about_an_unknown_stored_model_is_escaped() -> None:
+    chat = Conversation("c1", "T", "<img src=x onerror=alert(1)>", 1, 1)
+    state = AppState(conversations=(chat,), active_id="c1", messages=(_user("Q"),))
+    html = thread_html(state)
+    assert active_content(html) == []
+    assert "saved with a model this version doesn't know" in text(html)
+    assert "(“<img src=x onerror=alert(1)>”)" in text(html)
+
+
+def test_an_unknown_engine_name_in_the_address_is_escaped() -> None:
+    state = AppState(engine_choice=EngineChoice(EngineKind.INVALID, requested=EVIL))
+    html = notices_html(state, None)
+    assert active_content(html) == []
+    assert f"Unknown engine “{EVIL}”." in text(html)
+
+
+def test_ignored_simulator_settings_are_listed_escaped() -> None:
+    state = AppState(engine_choice=EngineChoice(EngineKind.SIM, problems=(EVIL, "second")))
+    html = notices_html(state, None)
+    assert active_content(html) == []
+    assert [text(html).count(EVIL), len(elements(html, "li"))] == [1, 2]
