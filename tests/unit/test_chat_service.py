@@ -10,8 +10,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-
 from localchat.core.chat import MAX_MESSAGE_CHARS, ChatService
 from localchat.core.conversation import Conversation, Message, MessageStatus, Role
 from localchat.core.downloads import DownloadState
@@ -500,9 +498,6 @@ def test_storage_failure_on_a_new_chat_keeps_it_in_the_list() -> None:
 # --- known bugs (strict xfail: they start passing when fixed) ----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: delete() of a chat whose reply is streaming stops "
-                   "the reply, but _finish then stores the stopped reply anyway, leaving an "
-                   "orphan message of the deleted conversation in the store")
 def test_deleting_a_chat_while_it_replies_leaves_no_orphan_message() -> None:
     async def scenario() -> Rig:
         rig = Rig(engine=FakeEngine([["Once ", "upon"]], pause_after=1))
@@ -532,9 +527,6 @@ def _rig_after_a_failed_write() -> Callable[[], Awaitable[Rig]]:
     return scenario
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after one failed write (e.g. quota) persist=False "
-                   "also stops reads: opening a stored chat shows it empty, though its "
-                   "messages are still stored and readable")
 def test_after_a_failed_write_stored_chats_still_open_with_their_messages() -> None:
     async def scenario() -> Rig:
         rig = await _rig_after_a_failed_write()()
@@ -545,9 +537,6 @@ def test_after_a_failed_write_stored_chats_still_open_with_their_messages() -> N
     assert [m.content for m in rig.messages] == ["Hello", "Hi, how can I help?"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after one failed write persist=False makes "
-                   "export() return no messages for stored chats, so an export made to free "
-                   "space silently drops them")
 def test_after_a_failed_write_export_still_has_stored_messages() -> None:
     async def scenario() -> dict[str, list[Message]]:
         rig = await _rig_after_a_failed_write()()

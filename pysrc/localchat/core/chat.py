@@ -69,6 +69,9 @@ class ChatService:
         """The engine answering the reply that is streaming."""
         self.clock = clock
         self.persist = True
+        """False after a failed write: later writes are skipped (reads still work)."""
+        self.readable = True
+        """False when the store could not even be opened."""
         self._stream_listeners: list[StreamListener] = []
 
     # --- listeners ---------------------------------------------------------------
@@ -89,6 +92,7 @@ class ChatService:
             conversations = await self.store.list_conversations()
         except StoreFailure as failure:
             self._storage_failed(failure)
+            self.readable = False
             self.box.update(conversations_loaded=True)
             return
         self.box.update(conversations=_sorted(conversations), conversations_loaded=True)
@@ -107,7 +111,7 @@ class ChatService:
             self.box.update(active_id=None, not_found_id=conversation_id, messages=())
             return
         messages: list[Message] = []
-        if self.persist:
+        if self.readable:
             try:
                 messages = await self.store.get_messages(conversation_id)
             except StoreFailure as failure:
@@ -238,6 +242,8 @@ class ChatService:
                       problem: UserMessage | None) -> None:
         error = f"{problem.title} {problem.detail} {problem.action}" if problem else None
         final = replace(reply, content=content, status=status, error=error)
+        if not any(c.id == reply.conversation_id for c in self.box.state.conversations):
+            return  # its conversation was deleted meanwhile: nothing to keep
         # Saved first, then shown as finished: a finished reply is a stored reply.
         await self._save("add_message", final, self.clock.now_ms())
         self.box.update(messages=tuple(final if m.id == reply.id else m
@@ -300,7 +306,7 @@ class ChatService:
             if c.id == state.active_id:
                 messages[c.id] = [m for m in state.messages
                                   if m.status is not MessageStatus.STREAMING]
-            elif self.persist:
+            elif self.readable:
                 messages[c.id] = await self.store.get_messages(c.id)
             else:
                 messages[c.id] = []

@@ -7,6 +7,7 @@ shown as best it can be, and the problem is reported.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -94,7 +95,7 @@ def title_from(text: str) -> str:
 def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)) and value == value:
+    if isinstance(value, (int, float)) and math.isfinite(value):
         return int(value)
     return None
 

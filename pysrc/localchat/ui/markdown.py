@@ -8,7 +8,8 @@ Safety: raw HTML in the source is never passed through (`html=False`: it is show
 text); links with `javascript:`, `vbscript:`, `file:` or non-image `data:` URLs are not
 made links (markdown-it's validateLink); links open in a new tab with
 `rel="noopener noreferrer"`. Images are not loaded (a model could otherwise make the
-page contact any host): their Markdown stays text. Code blocks get a Copy button
+page contact any host): `![alt](url)` shows as "!" and a plain link to the image's
+address, which opens only if clicked. Code blocks get a Copy button
 (`data-action="copy-code"`).
 
 Usage:
