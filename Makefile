@@ -51,11 +51,14 @@ unit: setup
 e2e: build chromium
 	$(PY) -m pytest tests/e2e -q
 
+# Unit tests first (seconds), then the browser tests, each in its own pytest run
+# (Playwright's sync API leaves an event loop that asyncio.run() in unit tests refuses).
 test: build chromium lint
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/e2e -q
 
 bench: build chromium
-	$(PY) bench/boot.py
+	$(PY) bench/boot.py; boot=$$?; $(PY) bench/chat.py && exit $$boot
 
 clean:
 	rm -rf web/vendor .build test-results

@@ -323,3 +323,65 @@ def test_rapid_switching_ends_consistent(page: Page, site_url: str) -> None:
     expect(reply.locator(".meta")).to_contain_text(f"{final} (simulated)")
     total = len(shards)
     assert total - len(set(shards)) <= 4 * 20
+
+
+def test_cancel_works_while_compiling(page: Page, site_url: str) -> None:
+    page.add_init_script("""
+        window.__workers = { live: 0 };
+        const NativeWorker = window.Worker;
+        window.Worker = class extends NativeWorker {
+            constructor(...args) { super(...args); window.__workers.live += 1; }
+            terminate() { if (!this.__done) { this.__done = true; window.__workers.live -= 1; }
+                          super.terminate(); }
+        };
+    """)
+    ChatPage(page, site_url).open(query=SLOW.replace("sim_mbps=0.5", "sim_mbps=200")
+                                  .replace("sim_compile_s=2", "sim_compile_s=8"))
+    models = Models(page)
+    models.open_manager()
+    models.row("Quick").get_by_role("button", name="Download").click()
+    models.wait_state("Quick", "Compiling")
+    models.row("Quick").get_by_role("button", name="Cancel").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Cancel download").click()
+    models.wait_state("Quick", "Canceled")
+    # The loader worker is gone (terminated mid-compile), nothing else is running.
+    page.wait_for_function("window.__workers.live === 0", polling=100, timeout=10_000)
+    # Starting again only compiles: the files are all stored.
+    models.row("Quick").get_by_role("button", name="Download").click()
+    expect(models.state("Quick")).to_have_text(re.compile("Queued|Compiling"))
+    expect(models.row("Quick")).not_to_contain_text("Downloading")
+
+
+def test_two_requests_share_one_download(page: Page, site_url: str) -> None:
+    shards = record_shards(page)
+    ChatPage(page, site_url).open(query=SLOW.replace("sim_mbps=0.5", "sim_mbps=2"))
+    models = Models(page)
+    models.open_manager()
+    models.row("Quick").get_by_role("button", name="Download").click()
+    models.wait_state("Quick", "Downloading")
+    models.choose("Quick")  # the same model, asked for again from the selector
+    models.wait_state("Quick", "Ready")
+    expect(models.selector).to_have_text("Model: Quick (simulated)")
+    assert len(shards) == len(set(shards))  # every shard fetched once
+
+
+def test_records_from_an_older_version_are_left_alone(page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SIM)
+    page.evaluate("""() => new Promise((resolve, reject) => {
+        const req = indexedDB.open("localchat");
+        req.onsuccess = () => {
+            const db = req.result;
+            const tx = db.transaction("downloads", "readwrite");
+            tx.objectStore("downloads").put({ key: "genius", state: "downloading", v: 0 });
+            tx.objectStore("downloads").put({ key: "mystery", version: 1, state: "ready" });
+            tx.oncomplete = () => { db.close(); resolve(); };
+            tx.onerror = () => reject(tx.error);
+        };
+    })""")
+    chat.reload()
+    models = Models(page)
+    models.open_manager()
+    expect(models.state("Genius")).to_have_text("Not downloaded")
+    expect(models.state("Smart")).to_have_text("Not downloaded")
+    keys = sorted(r["key"] for r in chat.stored("downloads"))
+    assert keys == ["genius", "mystery"]  # not deleted or rewritten
