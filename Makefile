@@ -58,7 +58,8 @@ test: build chromium lint
 	$(PY) -m pytest tests/e2e -q
 
 bench: build chromium
-	$(PY) bench/boot.py; boot=$$?; $(PY) bench/chat.py && exit $$boot
+	$(PY) bench/boot.py; boot=$$?; $(PY) bench/chat.py; chat=$$?; $(PY) bench/models.py; \
+	models=$$?; exit $$(( boot || chat || models ))
 
 clean:
 	rm -rf web/vendor .build test-results

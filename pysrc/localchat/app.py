@@ -136,10 +136,9 @@ class App:
     # --- ModelActions (called by the model panel) ----------------------------------
 
     def choose_model(self, key: str) -> None:
-        self.spawn(self._choose_model(key))
-
-    async def _choose_model(self, key: str) -> None:
-        await self.service.set_model(key)
+        conversation_id = self.service.choose_model(key)  # the selector updates now
+        if conversation_id is not None:
+            self.spawn(self.service.save_model(conversation_id, key))
         if self.models is None:
             return
         item = self.models.item(key)

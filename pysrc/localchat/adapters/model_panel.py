@@ -208,6 +208,7 @@ class ModelPanel:
             bar = node.querySelector('[role="progressbar"]')
             if bar:
                 bar.setAttribute("aria-valuenow", str(row.percent))
+                bar.setAttribute("data-eta-s", views.eta_attr(row.item))
                 bar.firstElementChild.style.width = f"{row.percent}%"
             detail = node.querySelector(".row-detail")
             if detail and row.item is not None and not row.loaded:

@@ -517,11 +517,23 @@ class Page:
             new.conversations, new.active_id, new.conversations_loaded, self._sidebar_limit)
         self._observe_more()
 
+    @staticmethod
+    def _sidebar_changed(old: AppState, new: AppState) -> bool:
+        """Only what the sidebar shows: order, titles, the current one (not models)."""
+        if (old.active_id, old.conversations_loaded) != (new.active_id,
+                                                         new.conversations_loaded):
+            return True
+        if old.conversations is new.conversations:
+            return False
+        if len(old.conversations) != len(new.conversations):
+            return True
+        return any(a.id != b.id or a.title != b.title
+                   for a, b in zip(old.conversations, new.conversations, strict=True))
+
     def render(self, old: AppState | None, new: AppState) -> None:
         self._state = new
         first = old is None
-        if first or (old.conversations, old.active_id, old.conversations_loaded) != (
-                new.conversations, new.active_id, new.conversations_loaded):
+        if first or self._sidebar_changed(old, new):
             self._render_sidebar(new)
         switched = first or (old.active_id, old.not_found_id) != (new.active_id,
                                                                     new.not_found_id)

@@ -129,21 +129,36 @@ class ChatService:
         gpu = self.box.state.gpu
         return self.models is not None and (gpu is None or gpu.usable)
 
-    async def set_model(self, key: str) -> bool:
-        """The user picked a model for the open chat (or the new chat)."""
+    def choose_model(self, key: str) -> str | None:
+        """The user picked a model for the open chat (or the new chat): the state changes
+        at once (the selector follows in the same frame); returns the conversation id to
+        save the choice for, if any (see `save_model`)."""
         if model_for_key(key) is None:
-            return False
+            return None
         state = self.box.state
         conversation = state.active
+        saved_for = None
         if conversation is None:
             self.box.update(new_chat_model=key)
         elif conversation.model != key:
             changed = replace(conversation, model=key)  # updatedAt stays: no reorder
             self.box.update(conversations=tuple(changed if c.id == conversation.id else c
                                                 for c in state.conversations))
-            await self._save("update_conversation", conversation.id, {"model": key})
+            saved_for = conversation.id
         if self.models is not None and self.engine_usable():
             self.models.conversation_model_changed(key, download=True)
+        return saved_for
+
+    async def save_model(self, conversation_id: str, key: str) -> None:
+        await self._save("update_conversation", conversation_id, {"model": key})
+
+    async def set_model(self, key: str) -> bool:
+        """choose_model, then save the choice."""
+        if model_for_key(key) is None:
+            return False
+        conversation_id = self.choose_model(key)
+        if conversation_id is not None:
+            await self.save_model(conversation_id, key)
         return True
 
     async def _save(self, action: str, *args: object) -> None:

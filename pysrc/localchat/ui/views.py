@@ -350,7 +350,8 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
                                              DownloadState.COMPILING):
         parts.append(
             f'<div class="progress" role="progressbar" aria-label="{name} progress" '
-            f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{row.percent}">'
+            f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{row.percent}" '
+            f'data-eta-s="{eta_attr(item)}">'
             f'<div class="progress-fill" style="width: {row.percent}%"></div></div>')
     words = progress_words(item, max_retries) if item is not None else ""
     if row.loaded:
@@ -377,6 +378,13 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
         parts.append(f'<div class="row-actions">{buttons}</div>')
     parts.append("</li>")
     return "".join(parts)
+
+
+def eta_attr(item: DownloadItem | None) -> str:
+    """The raw time estimate (seconds) for tools; the words are what people read."""
+    if item is None or item.eta_seconds is None:
+        return ""
+    return f"{item.eta_seconds:.2f}"
 
 
 def download_row_shape(row: ModelRow) -> str:
