@@ -385,3 +385,16 @@ def test_records_from_an_older_version_are_left_alone(page: Page, site_url: str)
     expect(models.state("Smart")).to_have_text("Not downloaded")
     keys = sorted(r["key"] for r in chat.stored("downloads"))
     assert keys == ["genius", "mystery"]  # not deleted or rewritten
+
+
+def test_a_reply_waiting_for_its_model_says_so_and_can_be_stopped(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    chat.send("/echo hello")  # the chat's model (Smart) is not downloaded: it starts
+    expect(chat.status).to_contain_text(re.compile(r"Waiting for Smart to download… \d+%"))
+    chat.stop_button.click()
+    reply = chat.wait_for_reply_done()
+    expect(reply.locator(".meta")).to_contain_text("stopped")
+    models.open_manager()
+    expect(models.state("Smart")).to_have_text("Downloading")  # the download goes on

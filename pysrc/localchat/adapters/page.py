@@ -554,9 +554,11 @@ class Page:
             label = views.engine_label(new.engine_choice)
             self.engine_label.textContent = label
             self.engine_label.hidden = not label
-        if first or (old.engine, old.replying) != (new.engine, new.replying):
-            self.status.textContent = views.composer_status(new.engine, new.engine_choice,
-                                                            new.replying)
+        if first or (old.engine, old.replying, old.downloads) != (
+                new.engine, new.replying, new.downloads):
+            status = views.composer_status(new)
+            if str(self.status.textContent) != status:
+                self.status.textContent = status
             self.stop_button.hidden = not new.replying
             self.send_button.setAttribute("aria-disabled", "true" if new.replying else "false")
         if first or old.context_dropped != new.context_dropped:

@@ -10,6 +10,7 @@ says so (`storage_error`). Nothing stored is ever deleted or rewritten on error.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -66,6 +67,7 @@ class ChatService:
         self.store = store
         self.models = models
         self._engine: ModelEngine | None = None
+        self._stop_waiting: asyncio.Event | None = None
         """The engine answering the reply that is streaming."""
         self.clock = clock
         self.persist = True
@@ -223,8 +225,17 @@ class ChatService:
             problem = self.box.state.engine.error or NO_GPU
             await self._finish(reply, "", MessageStatus.ERROR, problem)
             return
+        self._stop_waiting = asyncio.Event()
+        waiting = asyncio.ensure_future(self.models.engine_for_reply(conversation.model))
+        stop = asyncio.ensure_future(self._stop_waiting.wait())
+        await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not waiting.done():  # Stop while the model was still on its way
+            waiting.cancel()
+            await self._finish(reply, "", MessageStatus.STOPPED, None)
+            return
         try:
-            engine = await self.models.engine_for_reply(conversation.model)
+            engine = waiting.result()
         except NoModel as no_model:
             await self._finish(reply, "", MessageStatus.ERROR, no_model.problem)
             return
@@ -335,6 +346,11 @@ class ChatService:
         self.box.update(conversations=_sorted((*conversations, *self.box.state.conversations)))
 
     async def stop(self) -> None:
-        """Stop the reply that is streaming; its partial text is kept."""
-        if self.box.state.replying and self._engine is not None:
+        """Stop the reply that is streaming; its partial text is kept. A reply still
+        waiting for its model to download or load ends at once (the download goes on)."""
+        if not self.box.state.replying:
+            return
+        if self._engine is not None:
             await self._engine.interrupt()
+        elif self._stop_waiting is not None:
+            self._stop_waiting.set()

@@ -23,9 +23,8 @@ from ..core.downloads import (
     progress_words,
 )
 from ..core.errors import UserMessage
-from ..core.progress import LoadPhase
 from ..core.settings import EngineChoice, EngineKind
-from ..core.state import AppState, EngineStatus, StorageInfo
+from ..core.state import AppState, StorageInfo
 
 __all__ = [
     "THREAD_WINDOW",
@@ -229,22 +228,23 @@ def notices_html(state: AppState, gpu_problem: UserMessage | None) -> str:
     return "".join(out)
 
 
-def composer_status(engine: EngineStatus, choice: EngineChoice, replying: bool) -> str:
+def composer_status(state: AppState) -> str:
     """The one-line status under the message box (plain text)."""
-    if engine.loading_model is not None:
-        name = model_label(engine.loading_model, choice.simulated)
-        progress = engine.progress
-        if progress is None or progress.phase is LoadPhase.STARTING:
-            return f"Preparing {name}…"
-        if progress.phase is LoadPhase.DOWNLOADING:
-            size = f" ({progress.megabytes} MB)" if progress.megabytes is not None else ""
-            return f"Downloading {name}… {round(progress.fraction * 100)}%{size}"
-        if progress.phase.compiling:
-            return f"Compiling {name}… {round(progress.fraction * 100)}%"
-        return f"Loading {name}…"
-    if replying:
-        return "Replying…"
-    return ""
+    if not state.replying:
+        return ""
+    last = state.messages[-1] if state.messages else None
+    if last is not None and last.status is MessageStatus.STREAMING and not last.content:
+        key = state.requested_model_key
+        item = state.downloads.get(key)
+        spec = model_for_key(key)
+        name = spec.label if spec else key
+        if item is not None and item.state is DownloadState.DOWNLOADING:
+            return f"Waiting for {name} to download… {round(item.fraction * 100)}%"
+        if item is not None and item.state is DownloadState.COMPILING:
+            return f"Preparing {name}… {round(item.fraction * 100)}%"
+        if item is not None and item.state is DownloadState.QUEUED:
+            return f"Waiting for {name}: queued behind another download…"
+    return "Replying…"
 
 
 def engine_label(choice: EngineChoice) -> str:
