@@ -25,6 +25,9 @@ from .ffi import create_proxy
 
 __all__ = ["Actions", "Page"]
 
+ANCHOR = '<div class="scroll-anchor" aria-hidden="true"></div>'
+"""Always the thread's last child (see `stream`)."""
+
 SIDEBAR_PAGE = 100
 """Conversations rendered at first, and added each time the list nears its end."""
 
@@ -319,8 +322,9 @@ class Page:
         if full or not new.messages or new.not_found_id is not None:
             if full:
                 self._rendered.clear()
-            self.thread.innerHTML = views.thread_html(new, self.markdown, self._window) \
-                if not new.messages or new.not_found_id is not None else self._thread_body(new)
+            self.thread.innerHTML = (views.thread_html(new, self.markdown, self._window)
+                                     if not new.messages or new.not_found_id is not None
+                                     else self._thread_body(new)) + ANCHOR
             self.thread.scrollTop = self.thread.scrollHeight
             return
         self._patch_thread(new)
@@ -344,7 +348,7 @@ class Page:
         nodes = {str(n.dataset.messageId): n
                  for n in self.thread.querySelectorAll("article[data-message-id]")}
         if not nodes:
-            self.thread.innerHTML = self._thread_body(new)
+            self.thread.innerHTML = self._thread_body(new) + ANCHOR
             self._scroll_if_following()
             return
         shown = new.messages[-self._window:]
@@ -370,8 +374,9 @@ class Page:
                 previous.insertAdjacentHTML("afterend", html)
                 node = previous.nextElementSibling
             else:
-                self.thread.insertAdjacentHTML("beforeend", html)
-                node = self.thread.lastElementChild
+                anchor = self.thread.lastElementChild
+                anchor.insertAdjacentHTML("beforebegin", html)
+                node = anchor.previousElementSibling
             previous = node
         self._scroll_if_following()
 
@@ -387,8 +392,10 @@ class Page:
             self._stream_id = message_id
         if not self._stream_node:
             return
+        # No scrolling here (it would force a layout per delta): the thread's last child
+        # is a scroll anchor (CSS overflow-anchor) that keeps the view pinned to the end
+        # while the reply grows, as long as the reader is at the end.
         self._stream_node.append(text)
-        self._scroll_if_following()
 
     def set_markdown(self, render: views.Markdown) -> None:
         self.markdown = render
@@ -396,7 +403,7 @@ class Page:
             self._rendered.clear()
             follow = self._follow
             top = self.thread.scrollTop
-            self.thread.innerHTML = self._thread_body(self._state)
+            self.thread.innerHTML = self._thread_body(self._state) + ANCHOR
             if follow:
                 self.thread.scrollTop = self.thread.scrollHeight
             else:

@@ -58,7 +58,8 @@ def conversation_item(c: Conversation, active_id: str | None) -> str:
     current = ' aria-current="page"' if c.id == active_id else ""
     title = escape(c.title)
     cid = escape(c.id)
-    return (f'<li class="conversation" data-id="{cid}">'
+    css = "conversation current" if c.id == active_id else "conversation"
+    return (f'<li class="{css}" data-id="{cid}">'
             f'<a href="#/chat/{cid}"{current}>{title}</a>'
             '<span class="item-actions">'
             f'<button type="button" class="icon-button small" data-action="rename" '
