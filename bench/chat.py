@@ -35,9 +35,9 @@ worker stays out of the figures. Medians over `--runs` runs (default 5).
    the time from the end of the app's IndexedDB read of the conversations store to
    that first link, the read's own duration and when it starts (seen by wrapping IDB's
    getAll/openCursor on the "conversations" store). Then the list is
-   scrolled to its very end one list-height per two frames (more items load as the
-   end nears) and the longest task during the scroll is taken. Budget: no task over
-   50 ms (worst run).
+   scrolled to its very end one list-height per two frames (the sidebar renders only
+   a window of the list and re-renders it as it scrolls) and the longest task during
+   the scroll is taken. Budget: no task over 50 ms (worst run).
 
 Writes bench/results/chat-<time>.json and prints a table. Budget misses are printed but
 do not change the exit code (0); a page that fails to work (e.g. no reply) raises.

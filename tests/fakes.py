@@ -3,7 +3,10 @@
 - `FakeStore` (ConversationStore): keeps camelCase records like IndexedDB does and decodes
   them with the core's tolerant decoders; `fail()` makes chosen methods raise StoreFailure.
 - `FakeEngine` (ModelEngine): scripted replies streamed as deltas, WebLLM-style load
-  progress, interrupt (optionally pausing mid-reply so a test can stop it), failures.
+  progress (skipping the download when its runtime's cache has the model), interrupt
+  (optionally pausing mid-reply so a test can stop it), a load that holds at a chosen
+  report until released, failures, and `terminate()` that stops every pending call with
+  EngineTerminated like the real worker.
 - `FakeRuntime` (ModelRuntime) and `FakeDownloadRecords` (DownloadRecords), which the
   ModelService behind ChatService needs.
 - `FakeClock` (Clock).
@@ -209,15 +212,24 @@ class FakeEngine:
     """A ModelEngine that streams scripted replies.
 
     Each reply is a sequence of deltas (a plain string is one delta). `load` reports
-    `load_reports` through the progress callback. With `pause_after=n`, a reply stops
-    after n deltas until `interrupt()` (or `resume()`) is called, and `paused` is set
-    meanwhile, so a test can press Stop at a known point. After an interrupt the reply
-    ends with finish_reason "abort" and the text streamed so far.
+    `load_reports` through the progress callback; the `Fetching` reports are skipped when
+    `cache` (the runtime's set of cached model ids, attached by FakeRuntime) already has
+    the model, and the model is added to it once its download phase is over. With
+    `load_failure`, the load raises it just before the first report starting with
+    `load_failure_at`. With `hold_at`, the load stops just before the first report
+    starting with that prefix (`holding` is set) until `release()` — or forever, which
+    is a stalled download. With `pause_after=n`, a reply stops after n deltas until
+    `interrupt()` (or `resume()`) is called, and `paused` is set meanwhile, so a test can
+    press Stop at a known point. After an interrupt the reply ends with finish_reason
+    "abort" and the text streamed so far. `terminate()` works like the worker's: pending
+    and later calls fail with EngineTerminated and nothing stays loaded.
     """
 
     def __init__(self, replies: Sequence[str | Sequence[str]] = ("Hello!",), *,
                  load_reports: Sequence[tuple[float, str]] = WEBLLM_LOAD_REPORTS,
                  load_failure: EngineFailure | None = None,
+                 load_failure_at: str = "Loading model",
+                 hold_at: str | None = None,
                  chat_failure: EngineFailure | None = None,
                  fail_after_deltas: int = 0,
                  pause_after: int | None = None,
@@ -226,36 +238,70 @@ class FakeEngine:
         self.replies = [[r] if isinstance(r, str) else list(r) for r in replies]
         self.load_reports = tuple(load_reports)
         self.load_failure = load_failure
+        self.load_failure_at = load_failure_at
+        self.hold_at = hold_at
         self.chat_failure = chat_failure
         self.fail_after_deltas = fail_after_deltas
         self.pause_after = pause_after
         self.usage = usage
+        self.cache: set[str] | None = None
         self._loaded = loaded_model
         self.loads: list[str] = []
+        self.reports: list[str] = []
+        """Texts reported so far by `load`, in order."""
         self.prompts: list[list[dict[str, str]]] = []
         self.interrupts = 0
         self.terminated = False
         self.paused = asyncio.Event()
+        self.holding = asyncio.Event()
         self._resume = asyncio.Event()
+        self._release = asyncio.Event()
         self._interrupted = False
 
     @property
     def loaded_model(self) -> str | None:
         return self._loaded
 
+    def _check_alive(self) -> None:
+        if self.terminated:
+            raise EngineFailure("EngineTerminated", "The engine was stopped.")
+
     async def load(self, model_id: str, on_progress: ProgressCallback) -> None:
+        self._check_alive()
         self.loads.append(model_id)
+        held = False
         for fraction, text in self.load_reports:
-            if self.load_failure is not None and text.startswith("Loading model"):
-                break
+            fetching = text.startswith("Fetching param cache")
+            if fetching and self.cache is not None and model_id in self.cache:
+                continue
+            if not fetching and not text.startswith("Start") and self.cache is not None:
+                self.cache.add(model_id)  # every shard is in the cache now
+            if self.hold_at is not None and not held and text.startswith(self.hold_at):
+                held = True
+                self.holding.set()
+                await self._release.wait()
+                self.holding.clear()
+                self._check_alive()
+            if self.load_failure is not None and text.startswith(self.load_failure_at):
+                await asyncio.sleep(0)
+                raise self.load_failure
             on_progress(fraction, text)
+            self.reports.append(text)
             await asyncio.sleep(0)
+            self._check_alive()
         if self.load_failure is not None:
             raise self.load_failure
+        if self.cache is not None:
+            self.cache.add(model_id)
         self._loaded = model_id
+
+    def release(self) -> None:
+        """Let a load held at `hold_at` go on."""
+        self._release.set()
 
     async def chat(self, messages: Sequence[dict[str, str]],
                    on_delta: DeltaCallback) -> ChatResult:
+        self._check_alive()
         self.prompts.append([dict(m) for m in messages])
         self._interrupted = False
         self._resume.clear()
@@ -270,15 +316,18 @@ class FakeEngine:
             on_delta(delta)
             sent.append(delta)
             await asyncio.sleep(0)
+            self._check_alive()
             if self.chat_failure is not None and len(sent) >= self.fail_after_deltas:
                 raise self.chat_failure
             if self.pause_after is not None and len(sent) == self.pause_after:
                 self.paused.set()
                 await self._resume.wait()
+                self._check_alive()
         reason = "abort" if self._interrupted else "stop"
         return ChatResult("".join(sent), reason, self.usage)
 
     async def interrupt(self) -> None:
+        self._check_alive()
         self.interrupts += 1
         self._interrupted = True
         self._resume.set()
@@ -288,10 +337,17 @@ class FakeEngine:
 
     def terminate(self) -> None:
         self.terminated = True
+        self._loaded = None
+        self._release.set()
+        self._resume.set()
 
 
 class FakeRuntime:
-    """A ModelRuntime whose engines come from `engine_factory` (all kept in `engines`)."""
+    """A ModelRuntime whose engines come from `engine_factory` (all kept in `engines`).
+
+    `cached` is the model cache: engines made here share it (a finished download adds
+    its model; `delete_model` removes it).
+    """
 
     def __init__(self, engine_factory: Callable[[], FakeEngine] = FakeEngine, *,
                  cached: Sequence[str] = (), sizes: dict[str, int] | None = None,
@@ -307,6 +363,8 @@ class FakeRuntime:
 
     def new_engine(self) -> FakeEngine:
         engine = self.engine_factory()
+        if engine.cache is None:
+            engine.cache = self.cached
         self.engines.append(engine)
         return engine
 

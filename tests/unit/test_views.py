@@ -63,13 +63,17 @@ def test_only_the_active_conversation_is_current() -> None:
         == [("#/chat/a", None), ("#/chat/b", "page")]
 
 
-def test_list_placeholders_and_paging() -> None:
+def test_list_placeholders_and_window() -> None:
     chats = tuple(Conversation(f"c{i}", f"Chat {i}", "smart", 1, 1) for i in range(5))
     assert "Loading conversations" in conversation_items(chats, None, loaded=False)
     assert "No conversations yet" in conversation_items((), None, loaded=True)
-    paged = conversation_items(chats, None, loaded=True, limit=3)
-    assert len(elements(paged, "a")) == 3
-    assert "Show 2 more" in text(paged)
+    window = conversation_items(chats, None, loaded=True, start=1, end=3)
+    links = [e.attrs["href"] for e in elements(window, "a")]
+    assert links == ["#/chat/c1", "#/chat/c2"]
+    spacers = [e.attrs["style"] for e in elements(window, "li") if e.attrs.get("class") == "spacer"]
+    assert spacers == ["height: 40px", "height: 80px"]
+    items = [e.attrs for e in elements(window, "li") if e.attrs.get("data-id")]
+    assert [(i["aria-posinset"], i["aria-setsize"]) for i in items] == [("2", "5"), ("3", "5")]
 
 
 # --- messages ---------------------------------------------------------------------------

@@ -28,8 +28,10 @@ __all__ = ["Actions", "Page"]
 ANCHOR = '<div class="scroll-anchor" aria-hidden="true"></div>'
 """Always the thread's last child (see `stream`)."""
 
-SIDEBAR_PAGE = 100
-"""Conversations rendered at first, and added each time the list nears its end."""
+SIDEBAR_ALL = 150
+"""Up to this many conversations the sidebar renders them all; above, only a window."""
+SIDEBAR_OVERSCAN = 25
+"""Items rendered beyond each edge of the visible part of a windowed sidebar."""
 
 
 class Actions(Protocol):
@@ -80,7 +82,9 @@ class Page:
         self._stream_id: str | None = None
         self._rendered: dict[str, tuple[Message, bool, str]] = {}
         self._window = views.THREAD_WINDOW
-        self._sidebar_limit = SIDEBAR_PAGE
+        self._sidebar_window = (0, 0)
+        self._sidebar_frame = False
+        self._sidebar_frame_proxy = create_proxy(self._sidebar_frame_check)
         self._dialog_future: asyncio.Future[bool] | None = None
         self._proxies: list[Any] = []
         listen = self._listen
@@ -100,7 +104,7 @@ class Page:
         listen(self.dialog, "click", self._dialog_click)
         listen(self.dialog, "close", lambda *_: self._dialog_closed())
         listen(document, "keydown", self._document_keydown)
-        self._observer = js.IntersectionObserver.new(create_proxy(self._more_visible))
+        listen(self.sidebar_list, "scroll", lambda *_: self._sidebar_scrolled())
         self._follow = True
 
     def _listen(self, node: Any, event: str, handler: Callable[..., None]) -> None:
@@ -185,8 +189,6 @@ class Page:
             self.actions.export(None)
         elif action == "import":
             self.import_input.click()
-        elif action == "more-conversations":
-            self.show_more_conversations()
         elif event.target.closest("a"):
             self.toggle_drawer(False)
 
@@ -242,32 +244,32 @@ class Page:
         if event.target.classList.contains("rename-input"):
             self._finish_rename(event.target, True)
 
-    def show_more_conversations(self) -> None:
+    def _wanted_window(self, total: int) -> tuple[int, int]:
+        if total <= SIDEBAR_ALL:
+            return 0, total
+        item = views.SIDEBAR_ITEM_PX
+        top = int(self.sidebar_list.scrollTop) // item
+        visible = int(self.sidebar_list.clientHeight or 800) // item + 1
+        return max(0, top - SIDEBAR_OVERSCAN), min(total, top + visible + SIDEBAR_OVERSCAN)
+
+    def _sidebar_scrolled(self) -> None:
+        """Re-render the window (at most once per frame) when scrolling nears its edges."""
+        if self._sidebar_frame or self._state is None:
+            return
+        self._sidebar_frame = True
+        js.requestAnimationFrame(self._sidebar_frame_proxy)
+
+    def _sidebar_frame_check(self, *_: Any) -> None:
+        self._sidebar_frame = False
         state = self._state
         if state is None:
             return
-        start = self._sidebar_limit
-        self._sidebar_limit += SIDEBAR_PAGE * 2
-        more = self.sidebar_list.querySelector(".more-item")
-        if more:
-            self._observer.unobserve(more)
-            more.remove()
-        chunk = state.conversations[start:self._sidebar_limit]
-        html = "".join(views.conversation_item(c, state.active_id) for c in chunk)
-        rest = len(state.conversations) - self._sidebar_limit
-        if rest > 0:
-            html += views.more_item(rest)
-        self.sidebar_list.insertAdjacentHTML("beforeend", html)
-        self._observe_more()
-
-    def _more_visible(self, entries: Any, *_: Any) -> None:
-        if any(bool(e.isIntersecting) for e in entries):
-            self.show_more_conversations()
-
-    def _observe_more(self) -> None:
-        more = self.sidebar_list.querySelector(".more-item")
-        if more:
-            self._observer.observe(more)
+        start, end = self._sidebar_window
+        want_start, want_end = self._wanted_window(len(state.conversations))
+        margin = SIDEBAR_OVERSCAN // 2
+        if (want_start < start or want_end > end or want_start > start + margin * 3
+                or want_end < end - margin * 3):
+            self._render_sidebar(state)
 
     def toggle_drawer(self, open_: bool | None = None) -> None:
         body = self.doc.body
@@ -520,9 +522,24 @@ class Page:
     # --- rendering ---------------------------------------------------------------
 
     def _render_sidebar(self, new: AppState) -> None:
+        focused = self.doc.activeElement
+        keep = None
+        if focused and self.sidebar_list.contains(focused) and \
+                not focused.classList.contains("rename-input"):
+            item = focused.closest("li[data-id]")
+            action = focused.getAttribute("data-action")
+            keep = (str(item.dataset.id), action) if item else None
+        start, end = self._wanted_window(len(new.conversations))
+        self._sidebar_window = (start, end)
         self.sidebar_list.innerHTML = views.conversation_items(
-            new.conversations, new.active_id, new.conversations_loaded, self._sidebar_limit)
-        self._observe_more()
+            new.conversations, new.active_id, new.conversations_loaded, start, end)
+        if keep is not None:
+            cid, action = keep
+            selector = f'li[data-id="{cid}"] ' + (f'[data-action="{action}"]' if action
+                                                 else "a")
+            again = self.sidebar_list.querySelector(selector)
+            if again:
+                again.focus()
 
     @staticmethod
     def _sidebar_changed(old: AppState, new: AppState) -> bool:

@@ -27,6 +27,7 @@ from ..core.settings import EngineChoice, EngineKind
 from ..core.state import AppState, StorageInfo
 
 __all__ = [
+    "SIDEBAR_ITEM_PX",
     "THREAD_WINDOW",
     "composer_status",
     "context_note",
@@ -54,12 +55,18 @@ def model_label(model_id: str | None, simulated: bool) -> str:
     return f"{name} (simulated)" if simulated else name
 
 
-def conversation_item(c: Conversation, active_id: str | None) -> str:
+SIDEBAR_ITEM_PX = 40
+"""Height of one sidebar item (web/css/app.css sets the same): the list is virtual."""
+
+
+def conversation_item(c: Conversation, active_id: str | None, position: int = 0,
+                      size: int = 0) -> str:
     current = ' aria-current="page"' if c.id == active_id else ""
     title = escape(c.title)
     cid = escape(c.id)
     css = "conversation current" if c.id == active_id else "conversation"
-    return (f'<li class="{css}" data-id="{cid}">'
+    place = f' aria-posinset="{position}" aria-setsize="{size}"' if size else ""
+    return (f'<li class="{css}" data-id="{cid}"{place}>'
             f'<a href="#/chat/{cid}"{current}>{title}</a>'
             '<span class="item-actions">'
             f'<button type="button" class="icon-button small" data-action="rename" '
@@ -72,24 +79,28 @@ def conversation_item(c: Conversation, active_id: str | None) -> str:
 
 
 def conversation_items(conversations: tuple[Conversation, ...], active_id: str | None,
-                       loaded: bool, limit: int | None = None) -> str:
-    """The sidebar list; only the first `limit` items (the rest load on scroll)."""
+                       loaded: bool, start: int = 0, end: int | None = None) -> str:
+    """The sidebar list, or the window [start, end) of it between two spacers that stand
+    for the items not rendered (so the scrollbar and scroll position stay true)."""
     if not loaded:
         return '<li class="sidebar-placeholder">Loading conversations…</li>'
     if not conversations:
         return ('<li class="sidebar-placeholder">No conversations yet. '
                 "Your chats will appear here.</li>")
-    shown = conversations if limit is None else conversations[:limit]
-    items = [conversation_item(c, active_id) for c in shown]
-    rest = len(conversations) - len(shown)
-    if rest > 0:
-        items.append(more_item(rest))
+    total = len(conversations)
+    end = total if end is None else min(end, total)
+    start = max(0, min(start, end))
+    items = []
+    if start:
+        items.append(f'<li class="spacer" aria-hidden="true" '
+                     f'style="height: {start * SIDEBAR_ITEM_PX}px"></li>')
+    windowed = start > 0 or end < total
+    items.extend(conversation_item(c, active_id, start + i + 1, total if windowed else 0)
+                 for i, c in enumerate(conversations[start:end]))
+    if end < total:
+        items.append(f'<li class="spacer" aria-hidden="true" '
+                     f'style="height: {(total - end) * SIDEBAR_ITEM_PX}px"></li>')
     return "".join(items)
-
-
-def more_item(rest: int) -> str:
-    return ('<li class="more-item"><button type="button" class="link-button" '
-            f'data-action="more-conversations">Show {rest:,} more</button></li>')
 
 
 def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
