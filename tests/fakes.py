@@ -387,7 +387,8 @@ class FakeRuntime:
 
 
 class FakeDownloadRecords:
-    """In-memory DownloadRecords, keyed by the record's catalog key."""
+    """In-memory DownloadRecords, keyed by the record's catalog key; `failure` makes
+    every call raise it."""
 
     def __init__(self, records: Sequence[dict[str, Any]] = ()) -> None:
         self.records: dict[str, dict[str, Any]] = {r["key"]: dict(r) for r in records}
@@ -399,7 +400,8 @@ class FakeDownloadRecords:
 
     async def load_downloads(self) -> list[dict[str, Any]]:
         self._check()
-        return [dict(r) for r in self.records.values()]
+        # A damaged entry (not an object) comes back as it is, like IndexedDB returns it.
+        return [dict(r) if isinstance(r, dict) else r for r in self.records.values()]
 
     async def save_download(self, record: dict[str, Any]) -> None:
         self._check()

@@ -65,7 +65,8 @@ def test_stop_keeps_the_partial_reply(page: Page, site_url: str) -> None:
 
 def test_empty_message_is_not_sent(page: Page, site_url: str) -> None:
     chat = ChatPage(page, site_url).open()
-    chat.send("   \n  ")
+    chat.message_box.fill("   \n  ")
+    chat.message_box.press("Enter")
     expect(chat.user_messages()).to_have_count(0)
     expect(chat.message_box).to_be_focused()
     assert chat.stored("conversations") == []

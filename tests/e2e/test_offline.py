@@ -48,6 +48,7 @@ def test_offline_reload_and_new_tab_boot_and_chat(context: BrowserContext, page:
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     chat.reload()  # now controlled by the service worker
     page.wait_for_function("navigator.serviceWorker.controller !== null")
+    expect(page.locator("body")).to_have_attribute("data-models", "ready")
 
     # Workers started under the service worker still get the simulated engine's knobs
     # from their own address (a cached script response must not replace it).

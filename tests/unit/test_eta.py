@@ -165,11 +165,11 @@ def test_steady_speed_in_lockstep_bursts_is_estimated_within_20_percent() -> Non
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG: EtaEstimator measures the rate over a 3 s window, but with WebLLM's 4 parallel "
-    "lanes a burst of reports comes only every ~13 s at 10 MB/s; once real shard sizes "
-    "put the lanes out of step the window holds either part of one burst (several times "
-    "too fast: 'about 35 s left' for 110 s) or one shard across a gap (several times too "
-    "slow), so the shown estimate swings far outside 20%"))
+    "BUG: EtaEstimator measures the rate over a 3 s window, but WebLLM's 4 lanes report "
+    "in bursts about every 13 s at 10 MB/s; with real (unequal) shard sizes the window "
+    "holds either part of one burst (far too fast) or one shard across a gap (far too "
+    "slow): at 12 s it shows 22 s left for 127 s, at 21 s 'about 7 min' for 2 min, at "
+    "71 s 23 s for 68 s — never settling within 20%"))
 def test_steady_speed_with_real_shard_sizes_is_estimated_within_20_percent() -> None:
     reports, total = download(varied_shards(48), steady(10))
     estimates = feed(reports, total)
@@ -188,24 +188,27 @@ def test_estimate_counts_down_between_reports() -> None:
 # --- resumed download ------------------------------------------------------------------------
 
 
-def test_resumed_download_is_never_wildly_optimistic() -> None:
+@pytest.mark.parametrize("mb_per_s", [10, 100])
+def test_resumed_download_is_never_wildly_optimistic(mb_per_s: float) -> None:
     # The first 5 shards of each lane's quarter were cached by an earlier attempt: they
-    # are reported within milliseconds, so "MB fetched / secs elapsed" would be far too fast.
+    # are reported within milliseconds, so "MB fetched / secs elapsed" would be far too
+    # fast. On a fast connection the first downloaded shards follow within the rate window.
     cached = {i for i in range(60) if i % 15 < 5}
-    reports, total = download([32 * MB] * 60, steady(10), cached=cached)
+    reports, total = download([32 * MB] * 60, steady(mb_per_s), cached=cached)
     assert all(at < 0.1 for at, _, _ in reports[:20])
-    assert reports[20][0] > 10
+    assert reports[20][0] > 12.8 * 10 / mb_per_s - 0.1
     naive = parse_progress(reports[20][1], reports[20][2])
     assert naive.megabytes is not None and naive.seconds is not None
-    assert naive.megabytes / naive.seconds > 40  # what the text alone suggests, MB/s
+    assert naive.megabytes / naive.seconds > 2 * mb_per_s  # what the text alone suggests
     estimates = feed(reports, total)
     end = reports[-1][0]
     # While only cached shards have been reported there is nothing to measure.
     assert [left for _, _, left in estimates[:20]] == [None] * 20
+    assert any(left is not None for _, _, left in estimates)
     for at, _fraction, left in shown(estimates):
         if left is not None and end - at > 0:
             assert left >= 0.5 * (end - at), (at, left, end - at)
-    assert misses(estimates, end, after_fraction=0.5) == []
+    assert misses(estimates, end, after_fraction=0.5, slack_s=30 / mb_per_s) == []
 
 
 def test_cached_burst_then_steady_transfer_gives_the_transfer_rate() -> None:

@@ -201,7 +201,7 @@ class ModelService:
                 self._spawn(self._forget(spec.key))
         # Requests made while this ran (a message sent right after boot) win.
         self.box.update(downloads={**items, **self.box.state.downloads})
-        self._spawn(self._read_sizes())
+        await self._read_sizes()
         self._spawn(self.refresh_storage())
         if any(i.state is DownloadState.QUEUED for i in items.values()):
             self._kick()

@@ -73,13 +73,21 @@ class ChatPage:
     # --- actions -----------------------------------------------------------------
 
     def send(self, text: str) -> None:
+        """Type and send a message, and wait until it shows in the thread."""
+        before = self.user_messages().count()
+        self._replies_expected = self.assistant_messages().count() + 1
         self.message_box.fill(text)
         self.message_box.press("Enter")
+        expect(self.user_messages()).to_have_count(before + 1)
 
     def last_reply(self) -> Locator:
         return self.assistant_messages().last
 
     def wait_for_reply_done(self) -> Locator:
+        """The last reply, once finished (after `send`, the reply to that message)."""
+        expected = getattr(self, "_replies_expected", 0)
+        if expected:
+            expect(self.assistant_messages().nth(expected - 1)).to_be_attached()
         reply = self.last_reply()
         expect(reply).not_to_have_class(r"(^|\s)streaming(\s|$)")
         expect(self.stop_button).to_be_hidden()
@@ -103,6 +111,23 @@ class ChatPage:
             })""",
             table,
         )
+
+    def wait_stored_field(self, table: str, key: str, field: str, value: object) -> None:
+        """Wait until a stored record's field has a value (saves follow the UI)."""
+        self.page.wait_for_function(
+            """([table, key, field, value]) => new Promise((resolve) => {
+                const req = indexedDB.open("localchat");
+                req.onerror = () => resolve(false);
+                req.onsuccess = () => {
+                    const db = req.result;
+                    const get = db.transaction(table).objectStore(table).get(key);
+                    get.onsuccess = () => {
+                        db.close();
+                        resolve(Boolean(get.result) && get.result[field] === value);
+                    };
+                    get.onerror = () => { db.close(); resolve(false); };
+                };
+            })""", arg=[table, key, field, value], polling=100)
 
     def wait_stored(self, table: str, count: int) -> None:
         """Wait until an IndexedDB table holds `count` records (saves follow the UI)."""

@@ -23,6 +23,8 @@ MODEL_IDS = {
 class Models:
     def __init__(self, page: Page) -> None:
         self.page = page
+        # The model list is read after boot (cache, sizes, the saved queue).
+        expect(page.locator("body")).to_have_attribute("data-models", "ready")
 
     @property
     def selector(self) -> Locator:
