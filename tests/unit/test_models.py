@@ -233,9 +233,6 @@ def test_requests_run_one_at_a_time_in_request_order() -> None:
     run(scenario)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the queue is ordered by (requested_at, key), so two requests made in the same "
-    "millisecond (Date.now() resolution) run in alphabetical order, not request order"))
 def test_requests_in_the_same_millisecond_keep_request_order() -> None:
     async def scenario() -> list[list[str]]:
         rig = Rig()
@@ -474,10 +471,6 @@ def test_switch_terminates_the_old_engine_only_after_the_streaming_reply() -> No
     assert rig.switches == ["smart", "quick"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: _loaded decides to switch before waiting for the streaming reply to end and "
-    "does not check again, so a model the active conversation stopped asking for "
-    "meanwhile still replaces (and terminates) the engine it now wants"))
 def test_no_switch_when_the_request_changed_while_a_reply_streamed() -> None:
     async def scenario() -> Rig:
         rig = Rig()
@@ -637,11 +630,6 @@ def test_a_canceled_download_can_be_requested_again() -> None:
     assert rig.engines[0].terminated and not rig.engines[1].terminated
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: when a canceled job unwinds late (here: it was in its retry backoff), "
-    "_run_queue's finally wakes every waiter of that key, including a reply waiting on "
-    "the new request for the same model, which then fails with 'Its download was "
-    "canceled.' although the model is queued again and loads"))
 def test_a_new_request_after_cancel_is_not_woken_by_the_old_job() -> None:
     async def scenario() -> tuple[Rig, asyncio.Future[Any]]:
         rig = Rig()
@@ -800,10 +788,6 @@ def test_a_download_that_keeps_stalling_fails() -> None:
     assert rig.state("smart") is S.FAILED
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: explain_engine_failure does not know the service's own StallError, so a "
-    "download that keeps stalling fails as 'The model engine reported an error.' with "
-    "'StallError: …' jargon instead of plain words about the connection"))
 def test_a_download_that_keeps_stalling_fails_in_plain_words() -> None:
     async def scenario() -> Rig:
         rig = Rig(stall_s=0.02, max_retries=1)
@@ -953,10 +937,6 @@ def test_start_skips_records_that_are_not_objects() -> None:
     assert rig.state("smart") is S.READY
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: one record with an infinite requestedAt (IndexedDB keeps Infinity) makes "
-    "item_from_record raise OverflowError, and start() lets it escape: the whole queue "
-    "is lost and start-up stops"))
 def test_start_survives_a_record_with_an_infinite_number() -> None:
     async def scenario() -> Rig:
         rig = Rig(cached=(QUICK,),

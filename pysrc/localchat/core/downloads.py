@@ -8,6 +8,7 @@ and pure functions: the coordinator in core/models.py drives the transitions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
@@ -86,6 +87,8 @@ class DownloadItem:
 def format_bytes(n: float | None, approximate: bool = False) -> str:
     if n is None:
         return "size unknown"
+    if n <= 0:
+        return "0 MB"
     prefix = "≈ " if approximate else ""
     if n >= 1000 * MB:
         return f"{prefix}{n / (1024 * MB):.1f} GB"
@@ -167,8 +170,8 @@ def item_from_record(record: dict[str, Any]) -> DownloadItem | None:
         return None
     if state in (DownloadState.DOWNLOADING, DownloadState.COMPILING):
         state = DownloadState.QUEUED
-    requested = record.get("requestedAt")
-    total = record.get("bytesTotal")
+    requested = _finite(record.get("requestedAt"))
+    total = _finite(record.get("bytesTotal"))
     error = record.get("error")
     problem = None
     if isinstance(error, dict):
@@ -176,9 +179,15 @@ def item_from_record(record: dict[str, Any]) -> DownloadItem | None:
                               str(error.get("detail", "")), str(error.get("action", "Retry.")))
     return DownloadItem(
         key, str(model_id), state,
-        requested_at=int(requested) if isinstance(requested, (int, float)) else 0,
-        bytes_total=int(total) if isinstance(total, (int, float)) else None,
+        requested_at=int(requested) if requested is not None else 0,
+        bytes_total=int(total) if total is not None and total > 0 else None,
         error=problem if state is DownloadState.FAILED else None)
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def catalog_keys() -> tuple[str, ...]:

@@ -71,6 +71,10 @@ def explain_engine_failure(failure: EngineFailure) -> UserMessage:
         return UserMessage("The model engine could not start.", text,
                            "Reload the page. If it keeps failing, the site's files may be "
                            "incomplete.")
+    if name == "StallError":
+        return UserMessage("The download stopped making progress.",
+                           "The connection to the model host stalled, even after retries.",
+                           "Check the connection, then retry: it resumes where it stopped.")
     if name == "TimeoutError":
         return UserMessage("The model engine stopped responding.", text,
                            "Try again; if it keeps happening, reload the page.")

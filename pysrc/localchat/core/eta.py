@@ -22,6 +22,9 @@ class EtaEstimator:
     within about this long)."""
     min_elapsed: float = 1.0
     """Seconds of real transfer needed before an estimate is given."""
+    min_reports: int = 5
+    """Reports the rate is measured over at least: WebLLM downloads in 4 parallel lanes
+    whose shards finish in bursts, so a short window would see one burst or a gap."""
     burst_rate: float = 2e9
     """Bytes/s above which the first reports are taken as cached shards counting at once."""
 
@@ -46,7 +49,7 @@ class EtaEstimator:
             else:
                 self._transferring = True
         samples.append((seconds, bytes_done))
-        while len(samples) > 2 and samples[1][0] <= seconds - self.window:
+        while len(samples) > self.min_reports and samples[1][0] <= seconds - self.window:
             samples.popleft()
 
     @property

@@ -98,6 +98,8 @@ class ModelService:
         self._asked_persistence = False
         self._persist_records = True
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._order: dict[str, int] = {}
+        self._sequence = 0
         self.on_switch: Callable[[str], None] | None = None
         """Called with a catalog key when the chat engine switches to that model."""
 
@@ -244,6 +246,8 @@ class ModelService:
         if item is not None and item.state is DownloadState.READY and \
                 self.box.state.engine.loaded_model == model_id:
             return True
+        self._sequence += 1
+        self._order[key] = self._sequence  # request order within the same millisecond
         self._put(DownloadItem(key, model_id, DownloadState.QUEUED,
                                requested_at=self.now_ms(),
                                bytes_total=self.box.state.model_sizes.get(key)))
@@ -356,7 +360,7 @@ class ModelService:
         while True:
             queued = sorted((i for i in self.box.state.downloads.values()
                              if i.state is DownloadState.QUEUED),
-                            key=lambda i: (i.requested_at, i.key))
+                            key=lambda i: (i.requested_at, self._order.get(i.key, 0)))
             if not queued:
                 return
             key = queued[0].key
@@ -364,7 +368,9 @@ class ModelService:
                 await self._run(key)
             finally:
                 self._job = None
-                self._wake(key)
+                item = self.item(key)
+                if item is None or not item.state.active:
+                    self._wake(key)  # a new request for it keeps its waiters waiting
 
     def _still_mine(self, job: _Job) -> bool:
         item = self.item(job.key)
@@ -491,6 +497,9 @@ class ModelService:
             if not self._still_mine(job):
                 engine.terminate()
                 return
+        wanted = self.requested_key() == key or (self.chat_engine is None
+                                                 and key in self._waiters)
+        if wanted:  # still wanted after the wait (the user may have switched back)
             old, self.chat_engine = self.chat_engine, engine
             if old is not None:
                 old.terminate()
