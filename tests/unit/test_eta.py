@@ -165,7 +165,8 @@ def test_steady_speed_in_lockstep_bursts_is_estimated_within_20_percent() -> Non
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "BUG (open): EtaEstimator measures the rate over the last 5 reports or 3 s, but WebLLM's 4 lanes report "
+    "BUG (open): EtaEstimator measures the rate over the last 5 reports or 3 s, but "
+    "WebLLM's 4 lanes report "
     "in bursts about every 13 s at 10 MB/s; with real (unequal) shard sizes the window "
     "holds either part of one burst (far too fast) or one shard across a gap (far too "
     "slow): at 12 s it shows 22 s left for 127 s, at 21 s 'about 7 min' for 2 min, at "
