@@ -182,8 +182,15 @@ def test_estimate_counts_down_between_reports() -> None:
     eta.add(0.0, 0)
     eta.add(2.0, 20 * MB)  # 10 MB/s, 80 MB to go: 8 s
     assert eta.seconds_left(100 * MB) == pytest.approx(8.0)
-    assert eta.seconds_left(100 * MB, now=5.0) == pytest.approx(5.0)
-    assert eta.seconds_left(100 * MB, now=30.0) == 0.0
+    assert eta.seconds_left(100 * MB, now=3.0) == pytest.approx(7.0)  # on time: counts down
+
+
+def test_a_late_report_lowers_the_speed_instead_of_reaching_zero() -> None:
+    eta = EtaEstimator()
+    eta.add(0.0, 0)
+    eta.add(2.0, 20 * MB)  # 10 MB/s, one report per 20 MB
+    # 28 s without a report: at most 20 MB per 28 s; 60 MB left after the one in flight.
+    assert eta.seconds_left(100 * MB, now=30.0) == pytest.approx(60 / (20 / 28))
 
 
 # --- resumed download ------------------------------------------------------------------------

@@ -63,15 +63,19 @@ class EtaEstimator:
         return (b1 - b0) / (t1 - t0)
 
     def seconds_left(self, bytes_total: float, now: float | None = None) -> float | None:
-        """Time left; `now` (defaults to the last sample) counts down between reports."""
+        """Time left. With `now` it also counts down between reports, and a report that is
+        late lowers the rate: if one report's worth of bytes has not arrived in the time
+        since the last report, the speed is at most that much per that time."""
         rate = self.rate
         if rate is None or rate <= 0:
             return None
-        t1, b1 = self._samples[-1]
-        left = (bytes_total - b1) / rate
-        if now is not None and now > t1:
-            left -= now - t1
-        return max(0.0, left)
+        (_, b0), (t1, b1) = self._samples[0], self._samples[-1]
+        elapsed = max(0.0, now - t1) if now is not None else 0.0
+        step = (b1 - b0) / max(1, len(self._samples) - 1)  # bytes per report, on average
+        if elapsed > 0 and step > 0 and step / elapsed < rate:
+            rate = step / elapsed
+        in_flight = min(step, rate * elapsed)
+        return max(0.0, (bytes_total - b1 - in_flight) / rate)
 
 
 def format_eta(seconds: float | None) -> str:
