@@ -74,6 +74,11 @@ async function loadBridges() {
       import("./db-bridge.js"),
       import("./engine-bridge.js"),
     ]);
+    // Start the slow, independent parts of the app's start-up now, while Pyodide
+    // loads: the GPU probe and opening IndexedDB. Python awaits the same promises
+    // (both functions return the first call's promise), so nothing runs twice.
+    engine.probeGpu(location.search);
+    db.open().catch(() => {}); // a failure reaches Python when it asks
     return { db, engine };
   } catch (err) {
     const findings = await diagnoseFiles(BRIDGE_FILES);

@@ -77,7 +77,14 @@ function database() {
 }
 
 /** Open (and, if needed, upgrade) the database. Resolves to {version, persisted}. */
+let opening = null; // the first open()'s promise: later calls share it
+
 export function open() {
+  if (opening === null) opening = openOnce();
+  return opening;
+}
+
+function openOnce() {
   return guard((async () => {
     if (db !== null) return { version: db.verno };
     if (typeof indexedDB === "undefined" || indexedDB === null) {

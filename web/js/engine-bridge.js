@@ -121,8 +121,17 @@ function simulatedGpu(params) {
  * {usable, reason: "ok"|"no-webgpu"|"no-adapter"|"limits", f16, lowResource, vendor,
  *  description, simulated, maxBufferSize, maxStorageBufferBindingSize}.
  * With engine=sim in `search` (the page's query string) the answer comes from sim_gpu.
+ * The probe runs once per query string (boot.js starts it early; later calls share it).
  */
-export async function probeGpu(search = "") {
+const probes = new Map(); // search string -> Promise of the probe's answer
+
+export function probeGpu(search = "") {
+  const key = String(search || "");
+  if (!probes.has(key)) probes.set(key, runProbe(key));
+  return probes.get(key);
+}
+
+async function runProbe(search) {
   const params = new URLSearchParams(search || "");
   if (params.get("engine") === "sim") return simulatedGpu(params);
   const result = { usable: false, reason: "no-adapter", f16: false, lowResource: false,
