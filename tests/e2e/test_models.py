@@ -10,7 +10,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from .pages.chat import ChatPage, conversation_record, message_record
-from .pages.models import MODEL_IDS, SIM, SLOW, Models, record_shards
+from .pages.models import MODEL_IDS, SIM, SLOW, Models, count_workers, record_shards
 
 
 def test_first_visit_offers_one_download_of_smart_then_chats(page: Page, site_url: str) -> None:
@@ -281,15 +281,7 @@ def test_download_progress_is_in_the_tab_title_while_hidden(page: Page, site_url
 
 def test_rapid_switching_ends_consistent(page: Page, site_url: str) -> None:
     shards = record_shards(page)
-    page.add_init_script("""
-        window.__workers = { live: 0 };
-        const NativeWorker = window.Worker;
-        window.Worker = class extends NativeWorker {
-            constructor(...args) { super(...args); window.__workers.live += 1; }
-            terminate() { if (!this.__done) { this.__done = true; window.__workers.live -= 1; }
-                          super.terminate(); }
-        };
-    """)
+    count_workers(page)
     chat = ChatPage(page, site_url).open(query=SIM)
     models = Models(page)
     chat.send("/echo start")
@@ -329,15 +321,7 @@ def test_rapid_switching_ends_consistent(page: Page, site_url: str) -> None:
 
 
 def test_cancel_works_while_compiling(page: Page, site_url: str) -> None:
-    page.add_init_script("""
-        window.__workers = { live: 0 };
-        const NativeWorker = window.Worker;
-        window.Worker = class extends NativeWorker {
-            constructor(...args) { super(...args); window.__workers.live += 1; }
-            terminate() { if (!this.__done) { this.__done = true; window.__workers.live -= 1; }
-                          super.terminate(); }
-        };
-    """)
+    count_workers(page)
     ChatPage(page, site_url).open(query=SLOW.replace("sim_mbps=0.5", "sim_mbps=200")
                                   .replace("sim_compile_s=2", "sim_compile_s=8"))
     models = Models(page)

@@ -191,6 +191,13 @@ export function hasModelInCache(modelId, appConfig, timeoutMs = DEFAULT_CACHE_TI
   return withTimeout(check, timeoutMs, "Checking the model cache");
 }
 
+/** The folder of a model's files, as WebLLM's cleanModelUrl makes it (…/resolve/main/). */
+function modelFilesUrl(record) {
+  let base = record.model.endsWith("/") ? record.model : record.model + "/";
+  if (!/.+\/resolve\/.+\//.test(base)) base += "resolve/main/";
+  return new URL(base, self.location.href).href;
+}
+
 /**
  * Exact download size of a model in bytes (sum of tensor-cache.json's records), from the
  * cache when it is there, else from a same-origin model host; null otherwise.
@@ -198,9 +205,7 @@ export function hasModelInCache(modelId, appConfig, timeoutMs = DEFAULT_CACHE_TI
 export function modelDownloadSize(modelId, appConfig, timeoutMs = 8000) {
   const read = (async () => {
     const { record } = await modelRecord(String(modelId), appConfig);
-    let base = record.model.endsWith("/") ? record.model : record.model + "/";
-    if (!/.+\/resolve\/.+\//.test(base)) base += "resolve/main/";
-    const url = new URL("tensor-cache.json", new URL(base, self.location.href)).href;
+    const url = new URL("tensor-cache.json", modelFilesUrl(record)).href;
     const cache = await caches.open("webllm/model");
     let response = await cache.match(url);
     // Ask the network only for a same-origin host (the simulated one) and when online:
@@ -226,10 +231,8 @@ export function deleteModel(modelId, appConfig) {
   const work = modelRecord(String(modelId), appConfig).then(async ({ webllm, config, record }) => {
     await webllm.deleteModelAllInfoInCache(String(modelId), config);
     // WebLLM leaves the tokenizer behind; it belongs to the model too.
-    let base = record.model.endsWith("/") ? record.model : record.model + "/";
-    if (!/.+\/resolve\/.+\//.test(base)) base += "resolve/main/";
     const cache = await caches.open("webllm/model");
-    const prefix = new URL(base, self.location.href).href;
+    const prefix = modelFilesUrl(record);
     for (const request of await cache.keys()) {
       if (request.url.startsWith(prefix)) await cache.delete(request);
     }

@@ -72,3 +72,19 @@ def record_shards(page: Page) -> list[str]:
     page.context.on("request", lambda r: seen.append(r.url) if "params_shard_" in r.url
                     else None)
     return seen
+
+
+COUNT_WORKERS = """
+    window.__workers = { live: 0 };
+    const NativeWorker = window.Worker;
+    window.Worker = class extends NativeWorker {
+        constructor(...args) { super(...args); window.__workers.live += 1; }
+        terminate() { if (!this.__done) { this.__done = true; window.__workers.live -= 1; }
+                      super.terminate(); }
+    };
+"""
+
+
+def count_workers(page: Page) -> None:
+    """Count the page's live Web Workers in window.__workers.live (from the next load)."""
+    page.add_init_script(COUNT_WORKERS)
