@@ -385,3 +385,40 @@ def test_a_reply_waiting_for_its_model_says_so_and_can_be_stopped(
     expect(reply.locator(".meta")).to_contain_text("stopped")
     models.open_manager()
     expect(models.state("Smart")).to_have_text("Downloading")  # the download goes on
+
+
+def test_storage_full_mid_download_fails_clearly_and_loses_nothing(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SIM + "&sim_quota=quick@40")
+    chat.seed([conversation_record("k" * 32, "Keep me", 1_000)],
+              [message_record("k1", "k" * 32, "user", "precious", 1_000)])
+    chat.reload()
+    models = Models(page)
+    models.open_manager()
+    models.row("Quick").get_by_role("button", name="Download").click()
+    models.wait_state("Quick", "Failed")
+    row = models.row("Quick")
+    expect(row.get_by_role("alert")).to_contain_text(
+        "There isn't enough storage space for this model.")
+    expect(row.get_by_role("button", name="Retry")).to_be_visible()
+    expect(row).not_to_contain_text("Retrying")  # a full disk is not retried by itself
+    assert [m["content"] for m in chat.stored("messages")] == ["precious"]
+    expect(chat.sidebar_links).to_have_text(["Keep me"])
+
+
+def test_gpu_lost_while_compiling_fails_clearly_and_chat_goes_on(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SIM + "&sim_device_lost=genius")
+    models = Models(page)
+    chat.send("/echo before")
+    chat.wait_for_reply_done()
+    models.choose("Genius")
+    models.wait_state("Genius", "Failed")  # after Downloading and part of Compiling
+    expect(models.row("Genius").get_by_role("alert")).to_contain_text(
+        "The GPU stopped while loading the model.")
+    # The loaded model (Smart) keeps answering; the chat asks for Genius still.
+    chat.send("/echo after")
+    reply = chat.wait_for_reply_done()
+    expect(reply.locator(".bubble")).to_have_text("after")
+    expect(reply.locator(".meta")).to_contain_text("Smart (simulated)")
+    expect(models.selector).to_have_text("Model: Genius (simulated) (download failed)")

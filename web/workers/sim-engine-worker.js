@@ -6,7 +6,9 @@
 //
 // Knobs: the query string of this worker's own URL (the page passes its own), see the
 // "Simulated engine contract" in DESIGN.md: sim_mbps, sim_scale, sim_fail,
-// sim_fail_always, sim_compile_s, sim_tps, sim_gpu.
+// sim_fail_always, sim_compile_s, sim_tps, sim_gpu; and two more failures (README):
+// sim_quota=MODEL@PERCENT (storage full at that point of the download) and
+// sim_device_lost=MODEL[,…] (the GPU is lost halfway through compiling).
 //
 // What is real: model files are fetched over HTTP from the model URL in the appConfig
 // (the dev server's simulated model host, /sim-host/<scale>/<model_id>), and stored in
@@ -60,6 +62,9 @@ function readKnobs(search) {
     gpu: ["f16", "nof16", "low", "none"].includes(gpu) ? gpu : "f16",
     fail: failures("sim_fail"),
     failAlways: failures("sim_fail_always"),
+    quotaAt: failures("sim_quota"),
+    deviceLost: new Set((params.get("sim_device_lost") || "").split(",")
+      .map((key) => key.trim().toLowerCase()).filter(Boolean)),
   };
 }
 
@@ -333,7 +338,7 @@ class SimEngine {
 
     // From here on the work is "on the GPU": an abort is ignored, as in WebLLM.
     if (gpu === "nof16" && needsF16) throw this.shaderF16Error();
-    await this.compileShaders();
+    await this.compileShaders(catalogKey(modelId));
     this.loaded = { modelId, config };
     this.message = "";
     this.report(1, (performance.now() - reloadStart) / 1000, "Finish loading on WebGPU - " + GPU_LABEL);
@@ -390,7 +395,14 @@ class SimEngine {
       const laneSignal = AbortSignal.any([signal, lanes.signal]);
       const pacer = new Pacer(this.knobs.mbps);
       const cache = await caches.open("webllm/model");
+      const key = catalogKey(modelId);
+      const quotaAtBytes = this.knobs.quotaAt.has(key)
+        ? (totalBytes * this.knobs.quotaAt.get(key)) / 100 : Infinity;
       const checkFailure = async (shard) => {
+        if (fetchedBytes >= quotaAtBytes) {
+          throw namedError("QuotaExceededError",
+            "Failed to execute 'add' on 'Cache': Quota exceeded. (simulated: sim_quota)");
+        }
         if (!failure || fetchedBytes < failAtBytes) return;
         if (failure.once) {
           const state = await caches.open(SIM_STATE_CACHE);
@@ -481,12 +493,16 @@ class SimEngine {
   }
 
   /** The shader phase: reports at most once a second, and always the last one. */
-  async compileShaders() {
+  async compileShaders(key) {
     const tstart = performance.now();
     const totalMs = this.knobs.compileSeconds * 1000 * (1 - LOAD_SHARE);
     let lastReport = tstart;
     for (let k = 1; k <= SHADER_MODULES; k++) {
       await sleepUntil(tstart + (k * totalMs) / SHADER_MODULES, undefined, 1);
+      if (k === SHADER_MODULES / 2 && this.knobs.deviceLost.has(key)) {
+        throw namedError("DeviceLostError", "The GPU device was lost while compiling " +
+          "shader modules (simulated: sim_device_lost).");
+      }
       const now = performance.now();
       if (now - lastReport < 1000 && k !== SHADER_MODULES) continue;
       lastReport = now;
