@@ -68,7 +68,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "pysrc"))
 from tools.devserver import make_server  # noqa: E402
 
-from localchat.core.catalog import CATALOG  # noqa: E402
+from localchat.core.catalog import sim_app_config  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("playwright_config", ROOT / "playwright.config.py")
 assert _spec and _spec.loader
@@ -251,35 +251,18 @@ SCROLL_JS = """async () => {
   let steps = 0;
   while (performance.now() - t0 < 120000) {
     const atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 2;
-    if (atEnd && !list.querySelector(".more-item")) break;
+    if (atEnd) break;
     list.scrollTop += list.clientHeight;
     steps += 1;
     await frame();
     await frame();
   }
   return {t0, t1: performance.now(), steps, links: list.querySelectorAll("a").length,
-          complete: !list.querySelector(".more-item")};
+          complete: list.scrollTop + list.clientHeight >= list.scrollHeight - 2};
 }"""
 
 
 # --- helpers --------------------------------------------------------------------------
-
-def sim_app_config(site: str) -> dict[str, Any]:
-    """The appConfig the app gives its simulated engine (adapters/engine_client.py)."""
-    records = []
-    for spec in CATALOG:
-        for f16 in (True, False):
-            model_id = spec.model_id(f16)
-            base = f"{site}sim-host/{SIM_SCALE}/{model_id}"
-            records.append({
-                "model": base, "model_id": model_id,
-                "model_lib": f"{base}/resolve/main/model-webgpu.wasm",
-                "vram_required_MB": spec.vram_mb(f16),
-                "low_resource_required": spec.low_resource,
-                "overrides": {"context_window_size": spec.context_window},
-            })
-    return {"model_list": records}
-
 
 def echo_text() -> str:
     words = [SHORT_WORDS[i % len(SHORT_WORDS)] for i in range(ECHO_WORDS)]
@@ -443,7 +426,7 @@ def stream_in_baseline(page: Page, text: str, app_config: dict[str, Any]) -> dic
 
 def measure_streaming(s: Session, runs: int) -> dict[str, list[float]]:
     text = echo_text()
-    app_config = sim_app_config(s.site)
+    app_config = sim_app_config(s.site, float(SIM_SCALE))
     out: dict[str, list[float]] = {"app_tokens_per_s": [], "baseline_tokens_per_s": [],
                                    "ratio": [], "app_ms": [], "baseline_ms": [],
                                    "app_first_text_ms": [], "longest_task_ms": [],

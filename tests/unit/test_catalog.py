@@ -73,3 +73,15 @@ def test_only_genius_needs_a_strong_gpu() -> None:
     assert [s.low_resource for s in CATALOG] == [True, True, False]
     assert [s.min_binding_mb for s in CATALOG] == [128, 128, 256]
     assert all(s.context_window == 4096 for s in CATALOG)
+
+
+def test_sim_app_config_points_every_variant_at_the_simulated_host() -> None:
+    from localchat.core.catalog import CATALOG, sim_app_config
+
+    config = sim_app_config("http://127.0.0.1:8000/", 0.002)
+    records = {r["model_id"]: r for r in config["model_list"]}
+    assert set(records) == {m for s in CATALOG for m in (s.f16_id, s.f32_id)}
+    smart = records["Llama-3.2-3B-Instruct-q4f16_1-MLC"]
+    assert smart["model"] == ("http://127.0.0.1:8000/sim-host/0.002/"
+                              "Llama-3.2-3B-Instruct-q4f16_1-MLC")
+    assert smart["overrides"] == {"context_window_size": 4096}

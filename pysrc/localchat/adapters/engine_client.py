@@ -10,31 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.catalog import CATALOG
+from ..core.catalog import sim_app_config
 from ..core.errors import EngineFailure
 from ..core.settings import EngineChoice, EngineKind
 from ..ports import ChatResult, DeltaCallback, ProgressCallback
 from .ffi import call, create_proxy, js_object
 
-__all__ = ["WorkerEngine", "WorkerRuntime", "sim_app_config"]
-
-
-def sim_app_config(site_base: str, scale: float) -> dict[str, Any]:
-    """WebLLM appConfig whose model records point at the simulated model host."""
-    records = []
-    for spec in CATALOG:
-        for f16 in (True, False):
-            model_id = spec.model_id(f16)
-            base = f"{site_base}sim-host/{scale:g}/{model_id}"
-            records.append({
-                "model": base,
-                "model_id": model_id,
-                "model_lib": f"{base}/resolve/main/model-webgpu.wasm",
-                "vram_required_MB": spec.vram_mb(f16),
-                "low_resource_required": spec.low_resource,
-                "overrides": {"context_window_size": spec.context_window},
-            })
-    return {"model_list": records}
+__all__ = ["WorkerEngine", "WorkerRuntime"]
 
 
 class WorkerEngine:

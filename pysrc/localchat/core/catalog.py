@@ -8,8 +8,16 @@ variant does not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["CATALOG", "DEFAULT_MODEL_KEY", "ModelSpec", "model_for_key", "spec_for_model_id"]
+__all__ = [
+    "CATALOG",
+    "DEFAULT_MODEL_KEY",
+    "ModelSpec",
+    "model_for_key",
+    "sim_app_config",
+    "spec_for_model_id",
+]
 
 
 @dataclass(frozen=True)
@@ -66,3 +74,22 @@ def spec_for_model_id(model_id: str) -> ModelSpec | None:
         if model_id in (spec.f16_id, spec.f32_id):
             return spec
     return None
+
+
+def sim_app_config(site_base: str, scale: float) -> dict[str, Any]:
+    """WebLLM appConfig whose model records point at the simulated model host that the
+    project's dev server provides (`<site>/sim-host/<scale>/<model id>`)."""
+    records = []
+    for spec in CATALOG:
+        for f16 in (True, False):
+            model_id = spec.model_id(f16)
+            base = f"{site_base}sim-host/{scale:g}/{model_id}"
+            records.append({
+                "model": base,
+                "model_id": model_id,
+                "model_lib": f"{base}/resolve/main/model-webgpu.wasm",
+                "vram_required_MB": spec.vram_mb(f16),
+                "low_resource_required": spec.low_resource,
+                "overrides": {"context_window_size": spec.context_window},
+            })
+    return {"model_list": records}

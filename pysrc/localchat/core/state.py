@@ -15,7 +15,6 @@ from .conversation import Conversation, Message
 from .downloads import DownloadItem
 from .errors import UserMessage
 from .gpu import GpuReport
-from .progress import LoadProgress
 from .settings import EngineChoice, EngineKind
 
 __all__ = ["AppState", "EngineStatus", "Listener", "StateBox", "StorageInfo"]
@@ -32,8 +31,6 @@ class StorageInfo:
 class EngineStatus:
     loaded_model: str | None = None
     """What the chat engine can answer with right now (a WebLLM model id)."""
-    loading_model: str | None = None
-    progress: LoadProgress | None = None
     error: UserMessage | None = None
 
 
