@@ -29,7 +29,7 @@ from .core.errors import EngineFailure, StoreFailure, UserMessage, explain_store
 from .core.gpu import GpuReport, explain_gpu
 from .core.models import ModelService
 from .core.routes import conversation_route, parse_route
-from .core.settings import EngineChoice, EngineKind, parse_engine_query
+from .core.settings import EngineChoice, EngineKind, parse_engine_query, query_params
 from .core.state import AppState, EngineStatus, StateBox
 from .core.transfer import ImportProblem, as_copies, export_document, export_filename, parse_import
 
@@ -333,9 +333,7 @@ class App:
 
 def _query_seconds(search: str, name: str, default: float) -> float:
     """A small number of seconds from the query string (tests shorten retry waits)."""
-    from urllib.parse import parse_qs
-
-    raw = parse_qs(search.lstrip("?")).get(name, [""])[0]
+    raw = query_params(search).get(name, "")
     try:
         value = float(raw)
     except ValueError:

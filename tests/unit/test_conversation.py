@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import FrozenInstanceError
 from typing import Any
 
@@ -251,3 +252,10 @@ def test_new_ids_are_distinct_hex() -> None:
     ids = {new_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_new_ids_are_version_4_uuids() -> None:
+    for _ in range(200):
+        value = uuid.UUID(hex=new_id())
+        assert value.version == 4
+        assert value.variant == uuid.RFC_4122

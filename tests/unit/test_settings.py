@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from urllib.parse import parse_qs
+
 import pytest
 
-from localchat.core.settings import EngineKind, SimKnobs, parse_engine_query
+from localchat.core.settings import EngineKind, SimKnobs, parse_engine_query, query_params
 
 
 @pytest.mark.parametrize("query", ["", "?", "?lang=en", "engine=webllm", "?engine=WebLLM",
@@ -114,3 +117,25 @@ def test_unknown_engine_is_invalid(query: str, requested: str) -> None:
     assert choice.requested == requested
     assert choice.sim is None
     assert not choice.simulated
+
+
+QUERY_CASES = [
+    "", "?", "?a=1", "a=1&b=2", "?a=1&a=2", "a", "a=", "=x", "&&a=1&", "a=b=c",
+    "msg=hello+world", "q=%41%42c", "q=%e2%9c%93", "q=%E2%9C", "q=100%", "q=%zz%4",
+    "q=%2B+%25", "sim_fail=smart%4050&x=%C3%A9t%C3%A9", "k%20ey=v%20al", "q=%-1", "q=% 1",
+]
+
+
+@pytest.mark.parametrize("query", QUERY_CASES)
+def test_query_params_decodes_like_parse_qs(query: str) -> None:
+    expected = {k: v[-1] for k, v in parse_qs(query.lstrip("?"), keep_blank_values=True).items()}
+    assert query_params(query) == expected
+
+
+def test_query_params_agrees_with_parse_qs_on_random_queries() -> None:
+    rng = random.Random(7)
+    alphabet = "ab=&%+2fFz9é "
+    for _ in range(3000):
+        query = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        expected = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        assert query_params(query) == expected, query
