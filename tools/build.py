@@ -11,6 +11,7 @@ Usage: python tools/build.py [--check]
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import shutil
@@ -134,21 +135,54 @@ def vendor_wheels(wheels: list[Path]) -> list[dict[str, str]]:
     return served
 
 
+# Where PyScript's `files` unpacks the archive in the page (Pyodide's working directory).
+PAGE_CWD = "/home/pyodide"
+
+
+def compile_bytecode(sources: dict[str, bytes]) -> dict[str, bytes]:
+    """The .pyc files for `sources` (archive path -> source), compiled by the vendored
+    Pyodide under node (tools/compile_pyc.mjs), so they match the page's Python exactly.
+    Cached in .build/pyc/ by the sources' and Pyodide's hash: a rebuild with unchanged
+    sources does not start Pyodide."""
+    digest = hashlib.sha256((NODE / "pyodide" / "package.json").read_bytes())
+    digest.update((ROOT / "tools" / "compile_pyc.mjs").read_bytes())
+    for rel, data in sorted(sources.items()):
+        digest.update(rel.encode() + b"\0" + data + b"\0")
+    cached = CACHE / "pyc" / f"{digest.hexdigest()[:20]}.json"
+    if not cached.is_file():
+        log(f"compiling {len(sources)} Python files to bytecode with Pyodide")
+        request = {"dest": PAGE_CWD, "files": {k: v.decode() for k, v in sources.items()}}
+        done = subprocess.run(["node", str(ROOT / "tools" / "compile_pyc.mjs")],
+                              input=json.dumps(request).encode(), capture_output=True)
+        if done.returncode != 0:
+            raise SystemExit("build: compiling the app's Python failed:\n"
+                             + done.stderr.decode(errors="replace")[-2000:])
+        shutil.rmtree(cached.parent, ignore_errors=True)
+        cached.parent.mkdir(parents=True)
+        cached.write_bytes(done.stdout)
+    encoded: dict[str, str] = json.loads(cached.read_text())
+    return {rel: base64.b64decode(data) for rel, data in encoded.items()}
+
+
 def build_app_archive(wheels: list[dict[str, str]]) -> Path:
     """Zip pysrc/localchat into one archive, unpacked by PyScript's `files` at boot.
 
-    The archive also carries `localchat/vendored_wheels.json`, the wheels served next
-    to Pyodide, so the app can install them with micropip without another request.
+    The archive carries the sources and their bytecode (compiled by the same Pyodide, so
+    the page skips compiling at boot), and `localchat/vendored_wheels.json`, the wheels
+    served next to Pyodide, so the app can install them with micropip without another
+    request.
     """
     out = VENDOR / "app" / "localchat.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
-    sources = sorted(p for p in (ROOT / "pysrc" / "localchat").rglob("*.py"))
+    sources = {str(p.relative_to(ROOT / "pysrc")): p.read_bytes()
+               for p in sorted((ROOT / "pysrc" / "localchat").rglob("*.py"))}
+    members = {**sources, **compile_bytecode(sources)}
     tmp = out.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for src in sources:
-            info = zipfile.ZipInfo(str(src.relative_to(ROOT / "pysrc")), (2020, 1, 1, 0, 0, 0))
+        for rel, data in sorted(members.items()):
+            info = zipfile.ZipInfo(rel, (2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, src.read_bytes())
+            zf.writestr(info, data)
         info = zipfile.ZipInfo("localchat/vendored_wheels.json", (2020, 1, 1, 0, 0, 0))
         zf.writestr(info, json.dumps(wheels, sort_keys=True))
     if out.is_file() and out.read_bytes() == tmp.read_bytes():

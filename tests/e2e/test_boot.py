@@ -51,3 +51,30 @@ def test_real_engine_is_the_default(page: Page, site_url: str) -> None:
     ChatPage(page, site_url).open(query="")
     expect(page.get_by_text("Simulated engine")).to_be_hidden()
 
+
+
+def test_the_app_runs_on_the_early_pyodide_from_precompiled_bytecode(page: Page,
+                                                                      site_url: str) -> None:
+    ChatPage(page, site_url).open()
+    # boot.js starts Pyodide before PyScript loads; PyScript must run the app on that
+    # same interpreter (js/interpreter.js), not start a second one.
+    found = page.evaluate("""async () => {
+        const pyodide = await window.localchat.pyodide;
+        return pyodide.runPython(`
+import importlib.util, sys
+mods = [m for name, m in sys.modules.items() if name.startswith("localchat.")]
+bad = []
+for m in mods:
+    with open(m.__cached__, "rb") as f:
+        head = f.read(8)
+    # Valid for this Python, hash-based and unchecked (flags 0b01): used as is.
+    if head[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(head[4:8], "little") != 1:
+        bad.append(m.__name__)
+str(len(mods)) + " " + ",".join(bad)
+`);
+    }""")
+    count, bad = found.split(" ")
+    # Python does not write bytecode in the page (sys.dont_write_bytecode), so each .pyc
+    # read here came from the app archive, built by tools/compile_pyc.mjs.
+    assert int(count) >= 20, found
+    assert bad == "", f"modules without usable bytecode: {bad}"

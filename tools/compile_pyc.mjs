@@ -1,0 +1,41 @@
+// Compile the app's Python to bytecode with the same Pyodide the browser runs, so the
+// page imports .pyc files instead of compiling ~4,000 lines of source at every boot.
+//
+// Reads JSON from stdin: {"dest": "/home/pyodide", "files": {"localchat/x.py": "<source>"}}
+// (dest is where PyScript unpacks the app archive, so tracebacks name the real path).
+// Writes JSON to stdout: {"localchat/__pycache__/x.cpython-314.pyc": "<base64>", ...}.
+// The .pyc files are "unchecked-hash" ones: Python uses them without comparing the
+// source's timestamp (an unpacked archive has no meaningful mtimes); the build makes
+// both from the same sources, so they cannot disagree.
+// Usage: node tools/compile_pyc.mjs < request.json > pyc.json (run by tools/build.py).
+
+import { loadPyodide } from "../node_modules/pyodide/pyodide.mjs";
+
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+const request = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+
+const pyodide = await loadPyodide({ stdout: () => {}, stderr: (line) => console.error(line) });
+for (const [rel, source] of Object.entries(request.files)) {
+  const path = `${request.dest}/${rel}`;
+  pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
+  pyodide.FS.writeFile(path, source, { encoding: "utf8" });
+}
+pyodide.globals.set("request_dest", request.dest);
+pyodide.globals.set("request_files", pyodide.toPy(Object.keys(request.files)));
+const compiled = pyodide.runPython(`
+import importlib.util, py_compile
+out = {}
+for rel in request_files:
+    path = f"{request_dest}/{rel}"
+    cfile = importlib.util.cache_from_source(path)
+    py_compile.compile(path, cfile, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    out[cfile[len(request_dest) + 1:]] = cfile
+list(out.items())
+`).toJs();
+const result = {};
+for (const [rel, cfile] of compiled) {
+  result[rel] = Buffer.from(pyodide.FS.readFile(cfile)).toString("base64");
+}
+process.stdout.write(JSON.stringify(result));
