@@ -4,7 +4,8 @@
 // is held and shown as "Starting…"), loading the JS bridges Python calls, registering
 // the service worker, and plain-words messages when something fails before Python can
 // speak (a missing or damaged vendored file, Python failing to start).
-// Side effects: sets window.localchat = {bridges, boot}; registers ./sw.js.
+// Side effects: sets window.localchat = {boot, pyodide, bridges}; starts Pyodide (handed to
+// PyScript by js/interpreter.js); registers ./sw.js.
 
 const BOOT_TIMEOUT_MS = 60_000;
 
@@ -162,9 +163,17 @@ function registerServiceWorker() {
   document.addEventListener("localchat:ready", start, { once: true });
 }
 
+// Start Pyodide now, in parallel with PyScript's own loading; js/interpreter.js gives
+// PyScript this instance. A failure (e.g. a missing pyodide.asm.wasm) reaches PyScript
+// there and is reported like any failed interpreter start.
+function startPython() {
+  return import("../vendor/pyodide/pyodide.mjs").then((m) => m.loadPyodide());
+}
+
 const boot = holdEarlySend();
 boot.watchdog = watchPythonStart();
-window.localchat = { boot, bridges: loadBridges() };
-// Python awaits this promise; keep its rejection from also being reported as unhandled.
+window.localchat = { boot, pyodide: startPython(), bridges: loadBridges() };
+// Python awaits these promises; keep a rejection from also being reported as unhandled.
+window.localchat.pyodide.catch(() => {});
 window.localchat.bridges.catch(() => {});
 registerServiceWorker();
