@@ -18,5 +18,8 @@ export async function loadPyodide(options = {}) {
   // PyScript's output handlers (console and py-terminal), as loadPyodide would set them.
   if (options.stdout) pyodide.setStdout({ batched: options.stdout });
   if (options.stderr) pyodide.setStderr({ batched: options.stderr });
+  // Packages PyScript would have had Pyodide load at start-up (none in pyscript.json
+  // today; the app installs its wheels with micropip after boot).
+  if (options.packages && options.packages.length) await pyodide.loadPackage(options.packages);
   return pyodide;
 }
