@@ -31,6 +31,12 @@ def test_first_visit_offers_one_download_of_smart_then_chats(page: Page, site_ur
     expect(models.selector).to_have_class(re.compile("switched"))
     expect(chat.toasts).to_contain_text("Now using Smart.")
     expect(offer).to_be_hidden()
+    # The toast is not in the way of the composer's buttons.
+    box = chat.send_button.bounding_box()
+    assert box is not None
+    hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('button')?.id",
+                        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    assert hit == "send-button", hit
     chat.send("/echo ready to chat")
     expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("ready to chat")
 
