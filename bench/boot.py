@@ -11,7 +11,7 @@ bare runs alternate so that machine noise hits both alike; the budget is on medi
 and their ratio. Also records the app shell's first contentful paint.
 
 Writes bench/results/boot-<time>.json and prints a summary. Exit code 1 if over budget.
-Usage: python bench/boot.py [--runs 5]
+Usage: python bench/boot.py [--runs 7]
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def measure(browser: Browser, url: str, warm_runs: int) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     root = site_root()
     server = make_server("127.0.0.1", 0, root)
