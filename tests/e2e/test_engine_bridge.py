@@ -279,6 +279,45 @@ def test_echo_streams_exact_text_with_usage(page: Page, site_url: str) -> None:
     assert reply["content"].startswith(short["content"])
 
 
+def test_deltas_come_every_frame_until_a_stream_outruns_reading(page: Page,
+                                                                site_url: str) -> None:
+    """Readable speeds get one onDelta call per animation frame; a stream of thousands
+    of tokens/s gets one per FAST_DELTA_MS after a call that carried more than
+    FAST_DELTA_CHARS. Nothing is lost either way."""
+    _open(page, site_url)
+    words = " ".join(f"w{i % 10}" for i in range(1500))
+    result = _run(page, """
+        const run = async (search, text) => {
+          const e = T.engine(search);
+          await e.handle.reload(arg.model, 60000);
+          const calls = [];
+          const reply = await e.handle.chat([{ role: "user", content: "/echo " + text }],
+            { onDelta: (t) => calls.push({ at: performance.now(), text: t }) });
+          e.handle.terminate();
+          return { content: reply.content, calls };
+        };
+        return {
+          fast: await run(arg.fast, arg.words),
+          slow: await run(arg.slow, arg.words.slice(0, 200)),
+          chars: T.bridge.FAST_DELTA_CHARS, ms: T.bridge.FAST_DELTA_MS,
+        };
+    """, {"fast": FAST, "slow": FAST.replace("sim_tps=0", "sim_tps=120"),
+          "model": SMART_F32, "words": words})
+    chars, ms = result["chars"], result["ms"]
+    fast = result["fast"]["calls"]
+    assert "".join(c["text"] for c in fast) == result["fast"]["content"] == words
+    big = [(a, b) for a, b in zip(fast, fast[1:-1]) if len(a["text"]) > chars]
+    assert big, "the fast stream never carried more than FAST_DELTA_CHARS in one call"
+    # The next frame after the wait: at least FAST_DELTA_MS minus the 8 ms head start.
+    assert all(b["at"] - a["at"] >= ms - 8 for a, b in big)
+    slow = result["slow"]["calls"]
+    assert "".join(c["text"] for c in slow) == result["slow"]["content"] == words[:200]
+    assert all(len(c["text"]) <= chars for c in slow)
+    gaps = [b["at"] - a["at"] for a, b in zip(slow, slow[1:])]
+    # ~100 tokens at 120/s: with the fast-stream wait there could be at most ~10 calls.
+    assert len(slow) > 25 and min(gaps) < ms / 2
+
+
 def test_prompt_beyond_the_context_window_is_refused(page: Page, site_url: str) -> None:
     _open(page, site_url)
     result = _run(page, """

@@ -26,6 +26,13 @@ const DEFAULT_UNLOAD_TIMEOUT_MS = 30_000;
 const DEFAULT_CACHE_TIMEOUT_MS = 20_000;
 const DEFAULT_STALL_TIMEOUT_MS = 180_000; // longest wait for the next chunk of a reply
 const ADAPTER_TIMEOUT_MS = 10_000;
+// Above reading speed, fewer screen updates: after an onDelta call that carried more than
+// FAST_DELTA_CHARS (some 60 tokens in one frame, i.e. thousands of tokens/s), the next
+// call waits FAST_DELTA_MS. Real models stream a few tokens a frame and get every frame.
+// At sim_tps=0 on a 2-core machine without a GPU, each frame that shows new text costs
+// ~5 ms of main-thread, compositor and raster work; a 2,000-token reply drew ~12 of them.
+export const FAST_DELTA_CHARS = 256;
+export const FAST_DELTA_MS = 100;
 
 let webllmModule = null; // Promise of the WebLLM module, imported on first use
 
@@ -331,8 +338,9 @@ class EngineHandle {
   /**
    * Stream a reply to `messages` ([{role, content}]) and resolve to
    * {content, finishReason, usage}. options: {maxTokens, onDelta(text), stallTimeoutMs}.
-   * onDelta gets the text added since its last call, at most once per animation frame,
-   * and always once more before the promise resolves.
+   * onDelta gets the text added since its last call, at most once per animation frame
+   * (once per FAST_DELTA_MS while a stream outruns reading, see above), and always once
+   * more before the promise resolves.
    */
   chat(messages, options = {}) {
     const opts = plain(options) || {};
@@ -346,16 +354,21 @@ class EngineHandle {
     return this.#call("The reply", 0, async (engine, entry) => {
       let content = "";
       let sent = 0;
-      let frame = null;
+      let frame = null; // the animation frame that calls onDelta
+      let delay = null; // the wait before asking for that frame (fast streams)
       let backstop = null;
+      let notBefore = 0; // no onDelta call before this time (performance.now())
       const flush = () => {
         if (frame !== null) cancelAnimationFrame(frame);
+        clearTimeout(delay);
         clearTimeout(backstop);
         frame = null;
+        delay = null;
         backstop = null;
         if (sent === content.length || !onDelta) return;
         const text = content.slice(sent);
         sent = content.length;
+        if (text.length > FAST_DELTA_CHARS) notBefore = performance.now() + FAST_DELTA_MS;
         try {
           onDelta(text);
         } catch (err) {
@@ -364,9 +377,15 @@ class EngineHandle {
       };
       const schedule = () => {
         if (backstop !== null) return;
+        const wait = Math.max(0, notBefore - performance.now());
         // requestAnimationFrame does not run in a hidden page: the timer takes over.
-        backstop = setTimeout(flush, document.hidden ? 16 : 250);
-        if (!document.hidden) frame = requestAnimationFrame(flush);
+        backstop = setTimeout(flush, wait + (document.hidden ? 16 : 250));
+        if (document.hidden) return;
+        if (wait > 8) {
+          delay = setTimeout(() => { delay = null; frame = requestAnimationFrame(flush); }, wait - 8);
+        } else {
+          frame = requestAnimationFrame(flush);
+        }
       };
       let stallTimer;
       const armStall = () => {
