@@ -15,10 +15,17 @@ worker stays out of the figures. Medians over `--runs` runs (default 5).
      The whole time from the Enter key to the reply's final state is reported too.
    - Baseline, in the same page: plain JS imports js/engine-bridge.js, creates its own
      simulated engine (same query string, same appConfig as the app's sim_app_config),
-     loads the same model and times handle.chat() on the same message, its onDelta only
-     appending to a string; tokens/s = usage.completion_tokens / (last delta - first).
+     loads the same model and sends the same warm-up, once per page, like the app's;
+     then it times handle.chat() on the same message, its onDelta only appending to a
+     string; tokens/s = usage.completion_tokens / (last delta - first).
    Each page runs 3 app/baseline pairs (alternating which goes first); the ratio is the
    median over all pairs (a stream lasts ~0.1 s, so single pairs swing widely).
+   Equal conditions, both measured here: (a) each side keeps one worker for the page. A
+   fresh worker streams ~25 tokens/ms for its first ~1,200 tokens and ~13 after; one
+   that has streamed before runs at ~13 from the start, so a fresh baseline worker per
+   pair compared the app with a faster worker than its own. (b) Each stream starts after SETTLE_MS of quiet.
+   Without it, a stream started right after the same side's previous one ran ~40 %
+   slower (baseline 134-177 ms against 81-114 ms), so the ratio depended on the order.
    Budget: app/baseline >= 0.8. A PerformanceObserver('longtask') installed before the
    page loads gives the longest main-thread task during the app's stream.
    Budget: no task over 50 ms (judged on the worst run).
@@ -88,6 +95,7 @@ BUDGET_OPEN_MS = 500.0
 BUDGET_SIDEBAR_DIFF_MS = 150.0
 
 ECHO_WORDS = 2000
+SETTLE_MS = 300  # quiet time before each stream (see the docstring)
 STREAM_PAIRS = 3  # app/baseline pairs per page: the streams are short (~0.1 s) and noisy
 SHORT_WORDS = (
     "the", "of", "and", "to", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are",
@@ -211,30 +219,33 @@ ARM_REPLY_WATCH_JS = """() => {
                             attributes: true, attributeFilter: ["class"]});
 }"""
 
-BASELINE_JS = """async ([search, appConfig, modelId, text]) => {
+# The baseline's engine lives as long as the page, like the app's: a worker that has
+# streamed before reads slower than a fresh one (see the docstring), so each keeps one.
+BASELINE_OPEN_JS = """async ([search, appConfig, modelId]) => {
   const bridge = await import(new URL("js/engine-bridge.js", document.baseURI).href);
   const handle = bridge.createEngine({kind: "sim", search, appConfig});
-  try {
-    await handle.reload(modelId);
-    await handle.chat([{role: "user", content: "/echo warm up"}]);
-    let received = "";
-    let firstAt = null;
-    let lastAt = null;
-    const t0 = performance.now();
-    const result = await handle.chat([{role: "user", content: text}],
-                                      {onDelta: (delta) => {
-                                        const now = performance.now();
-                                        if (firstAt === null) firstAt = now;
-                                        lastAt = now;
-                                        received += delta;
-                                      }});
-    const ms = performance.now() - t0;
-    return {ms, stream_ms: lastAt - firstAt,
-            tokens: result.usage ? result.usage.completion_tokens : null,
-            content: result.content, received: received.length};
-  } finally {
-    handle.terminate();
-  }
+  await handle.reload(modelId);
+  await handle.chat([{role: "user", content: "/echo warm up"}]);
+  window.__baselineEngine = handle;
+}"""
+
+BASELINE_JS = """async (text) => {
+  const handle = window.__baselineEngine;
+  let received = "";
+  let firstAt = null;
+  let lastAt = null;
+  const t0 = performance.now();
+  const result = await handle.chat([{role: "user", content: text}],
+                                    {onDelta: (delta) => {
+                                      const now = performance.now();
+                                      if (firstAt === null) firstAt = now;
+                                      lastAt = now;
+                                      received += delta;
+                                    }});
+  const ms = performance.now() - t0;
+  return {ms, stream_ms: lastAt - firstAt,
+          tokens: result.usage ? result.usage.completion_tokens : null,
+          content: result.content, received: received.length};
 }"""
 
 OPEN_JS = AFTER_PAINT_JS + """
@@ -405,6 +416,7 @@ def stream_in_app(page: Page, text: str) -> dict[str, float]:
     page.evaluate(ARM_REPLY_WATCH_JS)
     box = page.get_by_role("textbox", name="Message")
     box.fill(text)
+    page.wait_for_timeout(SETTLE_MS)
     box.press("Enter")
     # Awaiting a promise, not polling: Playwright's wait_for_function polls on every
     # animation frame, which would make the page render frames during the stream.
@@ -424,10 +436,16 @@ def stream_in_app(page: Page, text: str) -> dict[str, float]:
             "long_tasks": count}
 
 
-def stream_in_baseline(page: Page, text: str, app_config: dict[str, Any]) -> dict[str, float]:
-    """The same reply through engine-bridge.js with a trivial consumer; {ms, tokens}."""
+def open_baseline(page: Page, app_config: dict[str, Any]) -> None:
+    """Give the page the baseline's own simulated engine, loaded and warmed up."""
     search = page.evaluate("location.search")
-    r = page.evaluate(BASELINE_JS, [search, app_config, MODEL_ID, text])
+    page.evaluate(BASELINE_OPEN_JS, [search, app_config, MODEL_ID])
+
+
+def stream_in_baseline(page: Page, text: str) -> dict[str, float]:
+    """The same reply through engine-bridge.js with a trivial consumer; {ms, tokens}."""
+    page.wait_for_timeout(SETTLE_MS)
+    r = page.evaluate(BASELINE_JS, text)
     if r["content"] != text[len("/echo "):] or not r["tokens"]:
         raise RuntimeError("the baseline's reply is not the echoed text")
     return {"ms": r["ms"], "tokens": r["tokens"], "stream_ms": r["stream_ms"]}
@@ -448,13 +466,14 @@ def measure_streaming(s: Session, runs: int) -> dict[str, list[float]]:
             box.press("Enter")
             page.wait_for_selector('article[aria-label="Assistant"]:not(.streaming)')
             page.get_by_role("button", name="Stop").wait_for(state="hidden")
+            open_baseline(page, app_config)
             for j in range(STREAM_PAIRS):
                 # Alternate which goes first.
                 if (i + j) % 2:
                     app = stream_in_app(page, text)
-                    base = stream_in_baseline(page, text, app_config)
+                    base = stream_in_baseline(page, text)
                 else:
-                    base = stream_in_baseline(page, text, app_config)
+                    base = stream_in_baseline(page, text)
                     app = stream_in_app(page, text)
                 # The rate at which streamed tokens reach the screen (app) or the consumer
                 # (baseline): first text to last text. The fixed costs around it (saving
