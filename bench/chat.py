@@ -23,9 +23,10 @@ worker stays out of the figures. Medians over `--runs` runs (default 5).
    Equal conditions, both measured here: (a) each side keeps one worker for the page. A
    fresh worker streams ~25 tokens/ms for its first ~1,200 tokens and ~13 after; one
    that has streamed before runs at ~13 from the start, so a fresh baseline worker per
-   pair compared the app with a faster worker than its own. (b) Each stream starts after SETTLE_MS of quiet.
-   Without it, a stream started right after the same side's previous one ran ~40 %
-   slower (baseline 134-177 ms against 81-114 ms), so the ratio depended on the order.
+   pair compared the app with a faster worker than its own. (b) Each stream starts
+   after SETTLE_MS of quiet. Without it, a stream started right after the same side's
+   previous one ran ~40 % slower (baseline 134-177 ms against 81-114 ms), so the ratio
+   depended on the order of the pair.
    Budget: app/baseline >= 0.8. A PerformanceObserver('longtask') installed before the
    page loads gives the longest main-thread task during the app's stream.
    Budget: no task over 50 ms (judged on the worst run).
