@@ -30,6 +30,12 @@ worker stays out of the figures. Medians over `--runs` runs (default 5).
    Budget: app/baseline >= 0.8. A PerformanceObserver('longtask') installed before the
    page loads gives the longest main-thread task during the app's stream.
    Budget: no task over 50 ms (judged on the worst run).
+   Diagnostic, no budget: the same pairs in a second browser run on CPU 0 only (taskset,
+   3 pages). On two CPUs both threads of WebLLM's protocol (one main-thread/worker round
+   trip per token) sit idle ~65 % of a stream waiting to be woken, so the figure above
+   follows where the OS placed them (the plain consumer itself runs ~25 tokens/ms when
+   the two share a CPU and ~13 when they do not). On one CPU every cost adds up on the
+   same core: the ratio there is the app's own work per token.
 2. Opening a 1,000-message conversation. One conversation of 1,000 messages (user and
    assistant alternating, realistic lengths, some Markdown) is written into IndexedDB
    with the raw API, the page is reloaded and left to settle on `#/chat`; then
@@ -62,6 +68,8 @@ import json
 import os
 import random
 import re
+import shlex
+import shutil
 import statistics
 import sys
 import threading
@@ -97,6 +105,7 @@ BUDGET_SIDEBAR_DIFF_MS = 150.0
 
 ECHO_WORDS = 2000
 SETTLE_MS = 300  # quiet time before each stream (see the docstring)
+ONE_CPU_RUNS = 3  # pages for the one-CPU diagnostic
 STREAM_PAIRS = 3  # app/baseline pairs per page: the streams are short (~0.1 s) and noisy
 SHORT_WORDS = (
     "the", "of", "and", "to", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are",
@@ -561,6 +570,21 @@ def measure_sidebar(s: Session, runs: int) -> dict[str, list[float]]:
 
 # --- report -----------------------------------------------------------------------------
 
+def one_cpu_launch_args() -> dict[str, Any] | None:
+    """Launch arguments that run the whole browser on CPU 0 (through taskset), or None
+    on a single-CPU machine or without taskset."""
+    taskset = shutil.which("taskset")
+    if taskset is None or (os.cpu_count() or 1) < 2:
+        return None
+    args = config.launch_args()
+    wrapper = ROOT / ".build" / "chromium-cpu0"
+    wrapper.parent.mkdir(exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(taskset)} -c 0 '
+                       f'{shlex.quote(str(args["executable_path"]))} "$@"\n')
+    wrapper.chmod(0o755)
+    return {**args, "executable_path": str(wrapper)}
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -588,6 +612,13 @@ def main() -> int:
         if "streaming" in only:
             print("streaming a 2,000-token reply:", flush=True)
             results["streaming"] = measure_streaming(s, args.runs)
+            pinned = one_cpu_launch_args()
+            if pinned is not None:
+                print("streaming, the browser on one CPU (diagnostic, no budget):", flush=True)
+                one = Session(p.chromium.launch(**pinned), site)
+                results["streaming_one_cpu"] = measure_streaming(one, ONE_CPU_RUNS)
+                one.browser.close()
+                s.errors.extend(one.errors)
         if "open" in only:
             print("opening a 1,000-message conversation:", flush=True)
             results["open"] = measure_open(s, args.runs)
@@ -623,6 +654,11 @@ def main() -> int:
         row("streaming: longest task (median)", m["longest_task_ms"], "ms")
         row("streaming: longest task (worst run)", max(results["streaming"]["longest_task_ms"]),
             "ms", "stream_longest_task", BUDGET_LONGEST_TASK_MS)
+    if "streaming_one_cpu" in results:
+        m = {k: median(v) for k, v in results["streaming_one_cpu"].items()}
+        row("streaming, one CPU: app", m["app_tokens_per_s"], "tok/s")
+        row("streaming, one CPU: baseline", m["baseline_tokens_per_s"], "tok/s")
+        row("streaming, one CPU: app / baseline", m["ratio"], "")
     if "open" in results:
         m = {k: median(v) for k, v in results["open"].items()}
         row("open 1,000 messages: newest in DOM", m["dom_ms"], "ms")
