@@ -34,9 +34,9 @@ worker stays out of the figures. Medians over `--runs` runs (default 5).
    3 pages). On two CPUs both threads of WebLLM's protocol (one main-thread/worker round
    trip per token) sit idle half of a stream or more, waiting to be woken (traced: main
    thread busy 35-50 %, worker 30 %), so the figure above follows where the OS placed
-   them (the plain consumer itself runs ~25 tokens/ms when the two share a CPU and ~13
-   when they do not). On one CPU every cost adds up on the same core: the ratio there
-   is the app's own work per token.
+   them: the plain consumer itself runs ~25 tokens/ms on one CPU, and on two it moves
+   between ~25 and ~13 within a stream. On one CPU every cost adds up on the same core:
+   the ratio there is the app's own work per token.
 2. Opening a 1,000-message conversation. One conversation of 1,000 messages (user and
    assistant alternating, realistic lengths, some Markdown) is written into IndexedDB
    with the raw API, the page is reloaded and left to settle on `#/chat`; then
