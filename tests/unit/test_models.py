@@ -416,6 +416,22 @@ def test_the_active_conversations_model_is_the_requested_one() -> None:
     assert (rig.state("quick"), rig.state("genius")) == (S.READY, S.READY)
 
 
+def test_opening_a_chat_with_the_loaded_model_announces_nothing() -> None:
+    async def scenario() -> Rig:
+        rig = Rig()
+        await load_smart(rig)
+        rig.models.conversation_model_changed("smart", download=False)  # a chat opened
+        await rig.settle()
+        assert rig.switches == ["smart"]  # only the load's own switch
+        rig.models.conversation_model_changed("smart", download=True)  # the user chose it
+        await rig.settle()
+        return rig
+
+    rig = run(scenario)
+    assert rig.switches == ["smart", "smart"]
+    assert len(rig.engines) == 1 and rig.loaded == SMART
+
+
 def test_no_switch_when_the_request_changed_during_the_download() -> None:
     async def scenario() -> Rig:
         rig = Rig()

@@ -255,10 +255,12 @@ class ModelService:
         return True
 
     def conversation_model_changed(self, key: str, download: bool) -> None:
-        """The active conversation asks for `key` now: load it if cached, else maybe
-        download it. A model that is already loaded switches at once."""
+        """The active conversation asks for `key` now: load it if cached, else, when
+        `download` (the user chose it), download it. A model that is already loaded
+        switches at once, confirmed (on_switch) only when the user chose it: opening a
+        chat that uses the loaded model changes nothing worth announcing."""
         if self.box.state.engine.loaded_model == self.model_id(key):
-            if self.on_switch is not None:
+            if download and self.on_switch is not None:
                 self.on_switch(key)
             return
         item = self.item(key)
