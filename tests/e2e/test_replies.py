@@ -145,6 +145,24 @@ def test_long_history_is_trimmed_to_the_context_window(page: Page, site_url: str
     chat.wait_stored("messages", 6)  # trimming never deletes anything
 
 
+def test_a_message_longer_than_the_window_is_read_from_its_end_and_says_so(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open()
+    long = "/echo " + "lorem ipsum dolor sit amet " * 600 + "THE END"  # ~16,000 characters
+    chat.send(long)
+    chat.wait_for_reply_done()
+    note = page.locator("#context-note")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("Your last message is longer than the model's context "
+                                 "window: only its end was read.")
+    # The message itself is shown whole, and stored.
+    expect(chat.user_messages().last).to_contain_text(re.compile(r"^/echo lorem.*THE END$"))
+    chat.wait_stored("messages", 2)
+    chat.send("/echo short")
+    expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("short")
+    expect(note).not_to_contain_text("only its end was read")
+
+
 def test_input_that_cannot_be_sent_gets_a_clear_answer(page: Page, site_url: str) -> None:
     chat = ChatPage(page, site_url).open()
     chat.message_box.fill("   \n  ")

@@ -248,6 +248,31 @@ def test_the_engine_gets_the_conversation_so_far() -> None:
     assert len(rig.store.message_records) == 4
 
 
+def test_a_message_longer_than_the_window_is_sent_shortened_and_the_state_says_so() -> None:
+    long = "start " + "x" * 20_000 + " end"  # Smart's 4,096-token window holds ~9,000
+
+    async def scenario() -> tuple[Rig, list[tuple[int, bool]]]:
+        rig = Rig(engine=FakeEngine(["One.", "Two.", "Three."]))
+        await rig.boot()
+        notes = []
+        await rig.service.send("short")
+        notes.append((rig.box.state.context_dropped, rig.box.state.context_shortened))
+        await rig.service.send(long)
+        notes.append((rig.box.state.context_dropped, rig.box.state.context_shortened))
+        await rig.service.send("short again")
+        notes.append((rig.box.state.context_dropped, rig.box.state.context_shortened))
+        return rig, notes
+
+    rig, notes = run(scenario)
+    # The long one went alone and cut from the front; the next prompt drops it whole.
+    assert notes == [(0, False), (2, True), (4, False)]
+    sent = rig.engine.prompts[1]
+    assert len(sent) == 1 and sent[0]["content"].endswith(" end")
+    assert not sent[0]["content"].startswith("start")
+    stored = [m.content for m in rig.messages if m.role is Role.USER]
+    assert stored == ["short", long, "short again"]  # what is stored is never cut
+
+
 def test_a_finished_reply_is_stored_before_it_is_shown_finished() -> None:
     async def scenario() -> tuple[Rig, list[bool]]:
         rig = Rig(engine=FakeEngine(["Done."]))

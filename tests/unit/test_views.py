@@ -6,6 +6,7 @@ from localchat.core.conversation import Conversation, Message, MessageStatus, Ro
 from localchat.core.settings import EngineChoice, EngineKind
 from localchat.core.state import AppState
 from localchat.ui.views import (
+    context_note,
     conversation_items,
     message_html,
     model_label,
@@ -201,3 +202,15 @@ def test_ignored_simulator_settings_are_listed_escaped() -> None:
     html = notices_html(state, None)
     assert active_content(html) == []
     assert [text(html).count(EVIL), len(elements(html, "li"))] == [1, 2]
+
+
+def test_context_note_says_what_the_last_prompt_left_out() -> None:
+    assert context_note(0) == ""
+    assert context_note(1) == ("The earliest message of this chat was left out of the "
+                                     "last reply to fit the model's context window.")
+    assert context_note(3).startswith("The 3 earliest messages of this chat were left")
+    both = context_note(2, shortened=True)
+    assert both.startswith("Your last message is longer than the model's context window: "
+                           "only its end was read.")
+    assert "The 2 earliest messages" in both
+    assert context_note(0, shortened=True).endswith("Send long text in parts.")

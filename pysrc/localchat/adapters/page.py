@@ -585,8 +585,9 @@ class Page:
                 self.status.textContent = status
             self.stop_button.hidden = not new.replying
             self.send_button.setAttribute("aria-disabled", "true" if new.replying else "false")
-        if first or old.context_dropped != new.context_dropped:
-            note = views.context_note(new.context_dropped)
+        if first or (old.context_dropped, old.context_shortened) != (
+                new.context_dropped, new.context_shortened):
+            note = views.context_note(new.context_dropped, new.context_shortened)
             self.context_note.textContent = note
             self.context_note.hidden = not note
         if first or old.last_usage != new.last_usage:

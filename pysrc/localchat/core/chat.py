@@ -212,7 +212,7 @@ class ChatService:
                    for m in self.box.state.messages
                    if m.status is not MessageStatus.ERROR and m.content]
         fitted = fit_history(history, spec.context_window, REPLY_RESERVE_TOKENS)
-        self.box.update(context_dropped=fitted.dropped)
+        self.box.update(context_dropped=fitted.dropped, context_shortened=fitted.shortened)
         return list(fitted.messages)
 
     async def _reply(self, conversation: Conversation) -> None:

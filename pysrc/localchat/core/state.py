@@ -51,6 +51,8 @@ class AppState:
     """WebLLM's usage report of the last reply (its `extra` has the speeds)."""
     context_dropped: int = 0
     """Earlier messages left out of the last prompt to fit the context window."""
+    context_shortened: bool = False
+    """The last prompt's newest message alone was too long: only its end was sent."""
     new_chat_model: str = DEFAULT_MODEL_KEY
     """The model chosen for the new, unsaved chat (saved with it on the first send)."""
     downloads: dict[str, DownloadItem] = field(default_factory=dict)

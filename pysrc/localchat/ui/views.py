@@ -182,12 +182,19 @@ def thread_notes(state: AppState) -> str:
     return f'<div class="thread-note" role="note">{items}</div>'
 
 
-def context_note(dropped: int) -> str:
-    if dropped <= 0:
-        return ""
-    noun = "message" if dropped == 1 else "messages"
-    return (f"The {dropped} earliest {noun} of this chat were left out of the last reply "
-            "to fit the model's context window.")
+def context_note(dropped: int, shortened: bool = False) -> str:
+    """The discreet note on what the last prompt left out ("" when nothing)."""
+    parts = []
+    if shortened:
+        parts.append("Your last message is longer than the model's context window: only "
+                     "its end was read. Send long text in parts.")
+    if dropped > 0:
+        subject = ("The earliest message" if dropped == 1
+                   else f"The {dropped} earliest messages")
+        verb = "was" if dropped == 1 else "were"
+        parts.append(f"{subject} of this chat {verb} left out of the last reply to fit the "
+                     "model's context window.")
+    return " ".join(parts)
 
 
 def _rate(value: Any, unit: str) -> str:
