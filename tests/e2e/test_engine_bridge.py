@@ -311,8 +311,13 @@ def test_deltas_come_every_frame_until_a_stream_outruns_reading(page: Page,
     # The last call comes at once when the stream ends: left out.
     big = [(a, b) for a, b in pairwise(fast[:-1]) if len(a["text"]) > chars]
     assert big, "the fast stream never carried more than FAST_DELTA_CHARS in one call"
-    # The next frame after the wait: at least FAST_DELTA_MS minus the 8 ms head start.
-    assert all(b["at"] - a["at"] >= ms - 8 for a, b in big)
+    # The next frame after the wait: at least FAST_DELTA_MS minus the 8 ms head start,
+    # less 1 ms: headless Chromium often runs that frame at once after the timer, and
+    # the timer itself fires up to a few tenths of a millisecond early against
+    # performance.now() (measured: 91.8-92.2 ms). Without the wait the calls come
+    # a frame (16 ms) apart.
+    spacing = [round(b["at"] - a["at"], 1) for a, b in big]
+    assert min(spacing) >= ms - 9, (spacing, [len(c["text"]) for c in fast])
     slow = result["slow"]["calls"]
     assert "".join(c["text"] for c in slow) == result["slow"]["content"] == words[:200]
     assert all(len(c["text"]) <= chars for c in slow)
