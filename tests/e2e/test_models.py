@@ -39,6 +39,9 @@ def test_first_visit_offers_one_download_of_smart_then_chats(page: Page, site_ur
     assert hit == "send-button", hit
     chat.send("/echo ready to chat")
     expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("ready to chat")
+    # The confirmation and the toast go away by themselves (after 2.5 s and 6 s).
+    expect(models.selector).not_to_have_class(re.compile("switched"), timeout=10_000)
+    expect(chat.toasts.get_by_text("Now using Smart.")).to_have_count(0, timeout=10_000)
 
 
 def test_states_progress_and_the_queue_run_one_at_a_time(page: Page, site_url: str) -> None:

@@ -6,16 +6,29 @@ that rejects only with real `Error`s; `call` turns those into the core's failure
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from pyodide.ffi import JsException, JsProxy, create_proxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import (  # type: ignore[import-not-found]
+    JsException,
+    JsProxy,
+    create_once_callable,
+    create_proxy,
+    to_js,
+)
 
 from ..core.errors import EngineFailure, StoreFailure
 
-__all__ = ["call", "create_proxy", "js_object", "py_value"]
+__all__ = ["call", "create_proxy", "js_object", "later", "py_value"]
 
 F = TypeVar("F", EngineFailure, StoreFailure)
+
+
+def later(ms: int, callback: Callable[[], None]) -> None:
+    """Run `callback` once after `ms` (setTimeout); its proxy is freed when it has run."""
+    import js  # type: ignore[import-not-found]
+
+    js.setTimeout(create_once_callable(lambda *_: callback()), ms)
 
 
 def _js_object_from_entries(entries: Any) -> Any:

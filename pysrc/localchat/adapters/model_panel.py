@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import js  # type: ignore[import-not-found]
-
 from ..core.downloads import DownloadState
 from ..core.state import AppState
 from ..ui import views
-from .ffi import create_proxy
+from .ffi import create_proxy, later
 
 __all__ = ["ModelActions", "ModelPanel"]
 
@@ -125,7 +123,7 @@ class ModelPanel:
     def confirm_switch(self) -> None:
         """A visible confirmation on the selector that the switch happened."""
         self.button.classList.add("switched")
-        js.setTimeout(create_proxy(lambda *_: self.button.classList.remove("switched")), 2500)
+        later(2500, lambda: self.button.classList.remove("switched"))
 
     # --- the Download Manager --------------------------------------------------------
 

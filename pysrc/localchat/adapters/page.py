@@ -21,7 +21,7 @@ from ..core.errors import UserMessage
 from ..core.gpu import explain_gpu
 from ..core.state import AppState
 from ..ui import views
-from .ffi import create_proxy
+from .ffi import create_proxy, later
 
 __all__ = ["Actions", "Page"]
 
@@ -429,15 +429,14 @@ class Page:
     def announce(self, text: str) -> None:
         """Tell screen readers (the text is replaced, so repeats are announced)."""
         self.announcer.textContent = ""
-        js.setTimeout(create_proxy(lambda *_: setattr(self.announcer, "textContent", text)),
-                      50)
+        later(50, lambda: setattr(self.announcer, "textContent", text))
 
     def toast(self, text: str) -> None:
         node = self.doc.createElement("div")
         node.className = "toast"
         node.textContent = text
         self.toasts.append(node)
-        js.setTimeout(create_proxy(lambda *_: node.remove()), 6000)
+        later(6000, node.remove)
 
     def show_alert(self, title: str, detail: str) -> None:
         """A dismissible error notice (import problems and the like)."""
@@ -517,7 +516,7 @@ class Page:
         self.doc.body.append(link)
         link.click()
         link.remove()
-        js.setTimeout(create_proxy(lambda *_: js.URL.revokeObjectURL(url)), 10_000)
+        later(10_000, lambda: js.URL.revokeObjectURL(url))
 
     # --- rendering ---------------------------------------------------------------
 
