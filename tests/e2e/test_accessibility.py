@@ -67,6 +67,20 @@ def test_mobile_drawer_and_axe(page: Page, site_url: str) -> None:
     page.keyboard.press("Escape")
     expect(sidebar).to_be_hidden()
     expect(toggle).to_be_focused()
+    # A tap on the dimmed chat beside the drawer closes it and reaches nothing below:
+    # here it lands where the Send button is, and nothing is sent.
+    chat.message_box.fill("not sent by a tap beside the drawer")
+    toggle.click()
+    expect(sidebar).to_be_visible()
+    send, drawer = chat.send_button.bounding_box(), sidebar.bounding_box()
+    assert send is not None and drawer is not None
+    assert send["x"] > drawer["x"] + drawer["width"]
+    page.mouse.click(send["x"] + send["width"] / 2, send["y"] + send["height"] / 2)
+    expect(sidebar).to_be_hidden()
+    expect(toggle).to_be_focused()
+    expect(chat.message_box).to_have_value("not sent by a tap beside the drawer")
+    expect(chat.user_messages()).to_have_count(1)
+    chat.message_box.fill("")
     toggle.click()
     chat.sidebar_links.first.click()
     expect(sidebar).to_be_hidden()

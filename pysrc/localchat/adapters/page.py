@@ -55,6 +55,7 @@ class Page:
         self.sidebar = get("sidebar")
         self.sidebar_list = get("conversation-list")
         self.sidebar_toggle = document.querySelector(".sidebar-toggle")
+        self.chat = get("chat")
         self.thread = get("thread")
         self.status = get("composer-status")
         self.composer_error = get("composer-error")
@@ -100,6 +101,7 @@ class Page:
         listen(self.perf_button, "click", lambda *_: self.toggle_perf())
         listen(self.perf_panel, "keydown", self._perf_keydown)
         listen(self.sidebar_toggle, "click", lambda *_: self.toggle_drawer())
+        listen(self.chat, "click", self._chat_click)
         listen(self.import_input, "change", self._import_chosen)
         listen(self.dialog, "click", self._dialog_click)
         listen(self.dialog, "close", lambda *_: self._dialog_closed())
@@ -280,6 +282,13 @@ class Page:
             first = self.sidebar.querySelector("a")
             if first:
                 first.focus()
+
+    def _chat_click(self, event: Any, *_: Any) -> None:
+        """A tap on the dimmed chat beside the open drawer closes the drawer (the dimming
+        is the chat's own ::after, so such a tap targets the chat element itself)."""
+        if event.target.id == "chat" and self.doc.body.classList.contains("drawer-open"):
+            self.toggle_drawer(False)
+            self.sidebar_toggle.focus()
 
     # --- thread ------------------------------------------------------------------
 
