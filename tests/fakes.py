@@ -2,11 +2,13 @@
 
 - `FakeStore` (ConversationStore): keeps camelCase records like IndexedDB does and decodes
   them with the core's tolerant decoders; `fail()` makes chosen methods raise StoreFailure.
-- `FakeEngine` (ModelEngine): scripted replies streamed as deltas, WebLLM-style load
-  progress (skipping the download when its runtime's cache has the model), interrupt
-  (optionally pausing mid-reply so a test can stop it), a load that holds at a chosen
-  report until released, failures, and `terminate()` that stops every pending call with
-  EngineTerminated like the real worker.
+- `FakeEngine` (ModelEngine): scripted replies streamed as deltas, WebLLM's progress of a
+  load from the cache (a load whose files are not all stored fails: WebLLM would
+  download them itself), interrupt (optionally pausing mid-reply so a test can stop it),
+  a load that holds at a chosen report until released, failures, a lost GPU device, and
+  `terminate()` that stops every pending call with EngineTerminated like the real worker.
+- `FakeModelHost` (FileTransport): a model host with real-looking files and faults, and
+  the browser caches the download worker stores into.
 - `FakeRuntime` (ModelRuntime) and `FakeDownloadRecords` (DownloadRecords), which the
   ModelService behind ChatService needs.
 - `FakeClock` (Clock).
@@ -15,7 +17,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from localchat.core.conversation import (
@@ -26,30 +30,37 @@ from localchat.core.conversation import (
     message_from_record,
     message_to_record,
 )
+from localchat.core.downloader import (
+    CONFIG_CACHE,
+    MODEL_CACHE,
+    WASM_CACHE,
+    FailureKind,
+    FetchedFile,
+    FetchFailure,
+    FileCheck,
+    FileRequest,
+    ModelSource,
+)
 from localchat.core.errors import EngineFailure, StoreFailure
-from localchat.ports import ChatResult, DeltaCallback, ProgressCallback
+from localchat.ports import BytesCallback, ChatResult, DeltaCallback, ProgressCallback
 
 __all__ = [
     "WEBLLM_LOAD_REPORTS",
     "FakeClock",
     "FakeDownloadRecords",
     "FakeEngine",
+    "FakeModelHost",
     "FakeRuntime",
     "FakeStore",
 ]
 
-# What WebLLM 0.2.86 reports while loading a model that is not cached yet.
+# What WebLLM 0.2.86 reports while loading a model whose files are all in the cache.
 WEBLLM_LOAD_REPORTS: tuple[tuple[float, str], ...] = (
     (0.0, "Start to fetch params"),
-    (0.5, "Fetching param cache[1/2]: 600MB fetched. 50% completed, 3 secs elapsed. "
-          "It can take a while when we first visit this page to populate the cache. "
-          "Later refreshes will become faster."),
-    (1.0, "Fetching param cache[2/2]: 1200MB fetched. 100% completed, 6 secs elapsed. "
-          "It can take a while when we first visit this page to populate the cache. "
-          "Later refreshes will become faster."),
-    (0.5, "Loading model from cache[1/2]: 600MB loaded. 50% completed, 7 secs elapsed."),
-    (1.0, "Loading model from cache[2/2]: 1200MB loaded. 100% completed, 8 secs elapsed."),
-    (1.0, "Loading GPU shader modules[96/96]: 100% completed, 9 secs elapsed."),
+    (0.5, "Loading model from cache[1/2]: 600MB loaded. 50% completed, 1 secs elapsed."),
+    (1.0, "Loading model from cache[2/2]: 1200MB loaded. 100% completed, 2 secs elapsed."),
+    (0.5, "Loading GPU shader modules[48/96]: 50% completed, 3 secs elapsed."),
+    (1.0, "Loading GPU shader modules[96/96]: 100% completed, 4 secs elapsed."),
     (1.0, "Finish loading on WebGPU - fake gpu"),
 )
 
@@ -212,17 +223,17 @@ class FakeEngine:
     """A ModelEngine that streams scripted replies.
 
     Each reply is a sequence of deltas (a plain string is one delta). `load` reports
-    `load_reports` through the progress callback; the `Fetching` reports are skipped when
-    `cache` (the runtime's set of cached model ids, attached by FakeRuntime) already has
-    the model, and the model is added to it once its download phase is over. With
+    `load_reports` through the progress callback; with a `host` (attached by FakeRuntime)
+    it fails at once unless every file of the model is stored there. With
     `load_failure`, the load raises it just before the first report starting with
     `load_failure_at`. With `hold_at`, the load stops just before the first report
     starting with that prefix (`holding` is set) until `release()` — or forever, which
     is a stalled download. With `pause_after=n`, a reply stops after n deltas until
     `interrupt()` (or `resume()`) is called, and `paused` is set meanwhile, so a test can
     press Stop at a known point. After an interrupt the reply ends with finish_reason
-    "abort" and the text streamed so far. `terminate()` works like the worker's: pending
-    and later calls fail with EngineTerminated and nothing stays loaded.
+    "abort" and the text streamed so far. After `lose_device()` every reply fails with
+    ModelNotLoadedError until the next load. `terminate()` works like the worker's:
+    pending and later calls fail with EngineTerminated and nothing stays loaded.
     """
 
     def __init__(self, replies: Sequence[str | Sequence[str]] = ("Hello!",), *,
@@ -244,7 +255,9 @@ class FakeEngine:
         self.fail_after_deltas = fail_after_deltas
         self.pause_after = pause_after
         self.usage = usage
-        self.cache: set[str] | None = None
+        self.host: FakeModelHost | None = None
+        self.crashed = False
+        self._lost = False
         self._loaded = loaded_model
         self.loads: list[str] = []
         self.reports: list[str] = []
@@ -263,19 +276,21 @@ class FakeEngine:
         return self._loaded
 
     def _check_alive(self) -> None:
+        if self.crashed:
+            raise EngineFailure("EngineWorkerError", "The engine worker failed: simulated crash.")
         if self.terminated:
             raise EngineFailure("EngineTerminated", "The engine was stopped.")
 
     async def load(self, model_id: str, on_progress: ProgressCallback) -> None:
         self._check_alive()
         self.loads.append(model_id)
+        if self.host is not None:
+            missing = [u for u in self.host.model_files(model_id)
+                       if u not in self.host.stored_urls()]
+            if missing:  # WebLLM would download them itself: never let that pass silently
+                raise EngineFailure("NetworkError", f"reload() needed a download: {missing[0]}")
         held = False
         for fraction, text in self.load_reports:
-            fetching = text.startswith("Fetching param cache")
-            if fetching and self.cache is not None and model_id in self.cache:
-                continue
-            if not fetching and not text.startswith("Start") and self.cache is not None:
-                self.cache.add(model_id)  # every shard is in the cache now
             if self.hold_at is not None and not held and text.startswith(self.hold_at):
                 held = True
                 self.holding.set()
@@ -291,9 +306,12 @@ class FakeEngine:
             self._check_alive()
         if self.load_failure is not None:
             raise self.load_failure
-        if self.cache is not None:
-            self.cache.add(model_id)
         self._loaded = model_id
+        self._lost = False
+
+    def lose_device(self) -> None:
+        """As WebLLM after device.lost: the model is gone, every request fails until a reload."""
+        self._lost = True
 
     def release(self) -> None:
         """Let a load held at `hold_at` go on."""
@@ -302,6 +320,9 @@ class FakeEngine:
     async def chat(self, messages: Sequence[dict[str, str]],
                    on_delta: DeltaCallback) -> ChatResult:
         self._check_alive()
+        if self._lost:
+            raise EngineFailure("ModelNotLoadedError", "Model not loaded before trying to "
+                                "complete ChatCompletionRequest.")
         self.prompts.append([dict(m) for m in messages])
         self._interrupted = False
         self._resume.clear()
@@ -345,38 +366,41 @@ class FakeEngine:
 class FakeRuntime:
     """A ModelRuntime whose engines come from `engine_factory` (all kept in `engines`).
 
-    `cached` is the model cache: engines made here share it (a finished download adds
-    its model; `delete_model` removes it).
+    `model_source` answers with folders on `FakeModelHost.BASE`; `crash(engine)` makes an
+    engine die by itself (its on_crash callback runs, its calls fail with
+    EngineWorkerError), as a worker that crashed.
     """
 
     def __init__(self, engine_factory: Callable[[], FakeEngine] = FakeEngine, *,
-                 cached: Sequence[str] = (), sizes: dict[str, int] | None = None,
+                 host: FakeModelHost | None = None,
                  storage: tuple[int | None, int | None, bool | None] = (0, 50 * 1024 ** 3,
                                                                         False)) -> None:
         self.engine_factory = engine_factory
+        self.host = host
         self.engines: list[FakeEngine] = []
-        self.cached = set(cached)
-        self.sizes = dict(sizes or {})
         self.storage_info = storage
-        self.deleted: list[str] = []
         self.persistence_requests = 0
+        self.crash_callbacks: dict[int, Callable[[str], None]] = {}
+        self.unknown: set[str] = set()
 
-    def new_engine(self) -> FakeEngine:
+    def new_engine(self, on_crash: Callable[[str], None]) -> FakeEngine:
         engine = self.engine_factory()
-        if engine.cache is None:
-            engine.cache = self.cached
+        if engine.host is None:
+            engine.host = self.host
         self.engines.append(engine)
+        self.crash_callbacks[id(engine)] = on_crash
         return engine
 
-    async def is_cached(self, model_id: str) -> bool:
-        return model_id in self.cached
+    def crash(self, engine: FakeEngine) -> None:
+        engine.crashed = True
+        engine.terminate()
+        self.crash_callbacks[id(engine)]("The engine worker failed: simulated crash.")
 
-    async def download_size(self, model_id: str) -> int | None:
-        return self.sizes.get(model_id)
-
-    async def delete_model(self, model_id: str) -> None:
-        self.deleted.append(model_id)
-        self.cached.discard(model_id)
+    async def model_source(self, model_id: str) -> ModelSource:
+        await asyncio.sleep(0)
+        if model_id in self.unknown:
+            raise EngineFailure("ModelNotFoundError", f"No model record for {model_id}.")
+        return FakeModelHost.source(model_id)
 
     async def storage(self) -> tuple[int | None, int | None, bool | None]:
         return self.storage_info
@@ -384,6 +408,248 @@ class FakeRuntime:
     async def request_persistence(self) -> bool:
         self.persistence_requests += 1
         return True
+
+
+@dataclass
+class HostFile:
+    body: bytes
+    cache: str
+
+
+@dataclass
+class _Fault:
+    failure: FetchFailure
+    times: int | None
+    at_byte: int = 0
+
+
+class FakeModelHost:
+    """A working FileTransport: a model host and the browser's caches, in memory.
+
+    Every catalog model is served under `BASE/<model id>/resolve/main/` with a chat
+    config, tokenizer.json, tensor-cache.json, `shards` shards of `shard_bytes` each, and
+    a library (`LIB/<model id>.wasm`). `fetch` streams a file in `chunk` byte pieces
+    (giving other tasks a turn after each), checks it as the download worker does, and
+    stores it in `caches[cache][url]`. Faults, each for the next `times` requests of a
+    URL (None: every one):
+    - `fail(url, kind, at_byte=…, status=…, retry_after=…)`: the request fails after
+      `at_byte` bytes with that FetchFailure (bytes received stay kept for a resume);
+    - `corrupt(url, body)`: the host sends `body` instead (checks then reject it);
+    - `hold(url)`: the request stops after its first chunk until `release(url)`.
+    A resumed request (`resume` with kept bytes) continues from them unless `no_range`.
+    `requests` logs (url, start byte) of every fetch.
+    """
+
+    BASE = "https://host.test/mlc-ai/"
+    LIB = "https://libs.test/"
+
+    def __init__(self, *, shards: int = 4, shard_bytes: int = 1000, chunk: int = 250,
+                 tokenizer_files: Sequence[str] = ("tokenizer.json", "tokenizer_config.json"),
+                 models: Sequence[str] | None = None) -> None:
+        self.files: dict[str, HostFile] = {}
+        self.caches: dict[str, dict[str, bytes]] = {}
+        self.kept: dict[str, bytes] = {}
+        self.faults: dict[str, list[_Fault]] = {}
+        self.held: dict[str, asyncio.Event] = {}
+        self.holding: dict[str, asyncio.Event] = {}
+        self.corrupted: dict[str, tuple[bytes, int | None]] = {}
+        self.requests: list[tuple[str, int]] = []
+        self.chunk = chunk
+        self.no_range = False
+        self.quota: int | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+        from localchat.core.catalog import CATALOG
+
+        ids = models if models is not None else [
+            m for spec in CATALOG for m in (spec.f16_id, spec.f32_id)]
+        for model_id in ids:
+            self.add_model(model_id, shards, shard_bytes, tokenizer_files)
+
+    # --- what it serves ----------------------------------------------------------------
+
+    @classmethod
+    def source(cls, model_id: str) -> ModelSource:
+        return ModelSource(model_id, f"{cls.BASE}{model_id}/resolve/main/",
+                           f"{cls.LIB}{model_id}.wasm")
+
+    def add_model(self, model_id: str, shards: int, shard_bytes: int,
+                  tokenizer_files: Sequence[str]) -> None:
+        source = self.source(model_id)
+        config = {"model_type": "llama", "context_window_size": 4096,
+                  "tokenizer_files": list(tokenizer_files)}
+        records = [{"dataPath": f"params_shard_{i}.bin", "format": "raw-shard",
+                    "nbytes": shard_bytes + i, "records": []} for i in range(shards)]
+        self.files[source.config_url] = HostFile(json.dumps(config).encode(), CONFIG_CACHE)
+        self.files[source.tensor_cache_url] = HostFile(
+            json.dumps({"metadata": {}, "records": records}).encode(), MODEL_CACHE)
+        self.files[source.file_url("tokenizer.json")] = HostFile(b'{"model": {}}', MODEL_CACHE)
+        for i, record in enumerate(records):
+            self.files[source.file_url(str(record["dataPath"]))] = HostFile(
+                bytes([i % 251]) * int(record["nbytes"]), MODEL_CACHE)
+        self.files[source.lib_url] = HostFile(b"\0asm\x01\0\0\0" + b"L" * 300, WASM_CACHE)
+
+    def model_files(self, model_id: str) -> list[str]:
+        """Every URL of the model that WebLLM reads (what a complete download stores)."""
+        source = self.source(model_id)
+        return [url for url in self.files
+                if url.startswith(source.base_url) or url == source.lib_url]
+
+    def model_bytes(self, model_id: str) -> int:
+        return sum(len(self.files[url].body) for url in self.model_files(model_id))
+
+    def stored_urls(self) -> set[str]:
+        return {url for cache in self.caches.values() for url in cache}
+
+    def store_all(self, model_id: str) -> None:
+        """As if the model had been downloaded earlier."""
+        for url in self.model_files(model_id):
+            self.caches.setdefault(self.files[url].cache, {})[url] = self.files[url].body
+
+    # --- faults ------------------------------------------------------------------------
+
+    def fail(self, url: str, kind: FailureKind, *, times: int | None = 1, at_byte: int = 0,
+             status: int | None = None, retry_after: float | None = None) -> None:
+        self.faults.setdefault(url, []).append(_Fault(
+            FetchFailure(kind, status=status, retry_after=retry_after,
+                         detail=f"fake {kind.value}", url=url), times, at_byte))
+
+    def corrupt(self, url: str, body: bytes, times: int | None = 1) -> None:
+        self.corrupted[url] = (body, times)
+
+    def hold(self, url: str) -> None:
+        self.held[url] = asyncio.Event()
+        self.holding[url] = asyncio.Event()
+
+    def release(self, url: str) -> None:
+        self.held.pop(url).set()
+
+    async def until_holding(self, url: str) -> None:
+        await self.holding[url].wait()
+
+    def _next_fault(self, url: str) -> _Fault | None:
+        faults = self.faults.get(url)
+        if not faults:
+            return None
+        fault = faults[0]
+        if fault.times is not None:
+            fault.times -= 1
+            if fault.times <= 0:
+                faults.pop(0)
+        return fault
+
+    # --- FileTransport -----------------------------------------------------------------
+
+    async def fetch(self, request: FileRequest, on_bytes: BytesCallback) -> FetchedFile:
+        url = request.url
+        await asyncio.sleep(0)
+        if url not in self.files:
+            raise FetchFailure(FailureKind.HTTP, status=404, detail="no such file", url=url)
+        body = self.files[url].body
+        corrupt = self.corrupted.get(url)
+        if corrupt is not None:
+            body, times = corrupt
+            if times is not None:
+                if times <= 1:
+                    del self.corrupted[url]
+                else:
+                    self.corrupted[url] = (body, times - 1)
+        kept = self.kept.pop(url, b"") if request.resume and not self.no_range else b""
+        self.kept.pop(url, None)
+        self.requests.append((url, len(kept)))
+        fault = self._next_fault(url)
+        received = bytearray(kept)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            position = len(kept)
+            on_bytes(len(received), len(body))
+            while position < len(body):
+                if fault is not None and position - len(kept) >= fault.at_byte:
+                    break
+                piece = body[position:position + self.chunk]
+                if fault is not None:
+                    piece = piece[:max(0, fault.at_byte - (position - len(kept)))]
+                received += piece
+                position += len(piece)
+                on_bytes(len(received), len(body))
+                if url in self.held:
+                    self.holding[url].set()
+                    await self.held[url].wait()
+                await asyncio.sleep(0)
+            if fault is not None:
+                failure = fault.failure
+                if failure.kind in (FailureKind.DROPPED, FailureKind.STALL) and received:
+                    self.kept[url] = bytes(received)
+                raise FetchFailure(failure.kind, status=failure.status,
+                                   retry_after=failure.retry_after,
+                                   kept=len(self.kept.get(url, b"")), detail=failure.detail,
+                                   url=url)
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self.in_flight -= 1
+        data = self._check(request, bytes(received))
+        if self.quota is not None and sum(len(b) for c in self.caches.values()
+                                          for b in c.values()) + len(received) > self.quota:
+            raise FetchFailure(FailureKind.QUOTA, detail="fake quota", url=url)
+        self.caches.setdefault(request.cache, {})[url] = bytes(received)
+        return FetchedFile(len(received), data)
+
+    @staticmethod
+    def _check(request: FileRequest, body: bytes) -> dict[str, Any] | None:
+        def invalid(why: str) -> FetchFailure:
+            return FetchFailure(FailureKind.INVALID, detail=why, url=request.url)
+
+        if request.size is not None and len(body) != request.size:
+            raise invalid(f"{len(body)} bytes, expected {request.size}")
+        if request.check is FileCheck.WASM and not body.startswith(b"\0asm"):
+            raise invalid("not a wasm module")
+        if request.check in (FileCheck.JSON, FileCheck.CHAT_CONFIG, FileCheck.TENSOR_CACHE):
+            try:
+                data = json.loads(body)
+            except ValueError:
+                raise invalid("not JSON") from None
+            if request.check is FileCheck.CHAT_CONFIG:
+                if not isinstance(data, dict) or not isinstance(data.get("tokenizer_files"), list):
+                    raise invalid("no tokenizer_files")
+                return {"tokenizer_files": data["tokenizer_files"],
+                        "context_window_size": data.get("context_window_size")}
+            if request.check is FileCheck.TENSOR_CACHE:
+                if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+                    raise invalid("no records")
+                return {"records": [{"dataPath": r["dataPath"], "nbytes": r["nbytes"]}
+                                    for r in data["records"]]}
+        return None
+
+    async def stored(self, files: Sequence[tuple[str, str]]) -> dict[str, int]:
+        await asyncio.sleep(0)
+        return {url: len(self.caches[cache][url]) for cache, url in files
+                if url in self.caches.get(cache, {})}
+
+    async def read_stored(self, cache: str, url: str,
+                          check: FileCheck) -> dict[str, Any] | None:
+        await asyncio.sleep(0)
+        body = self.caches.get(cache, {}).get(url)
+        if body is None:
+            return None
+        try:
+            return self._check(FileRequest(url, cache, check), body)
+        except FetchFailure:
+            return None
+
+    async def peek(self, url: str, check: FileCheck) -> dict[str, Any] | None:
+        return None  # a remote host: never contacted before the user asks
+
+    async def remove(self, files: Sequence[tuple[str, str]],
+                     prefixes: Sequence[tuple[str, str]] = ()) -> None:
+        await asyncio.sleep(0)
+        for cache, url in files:
+            self.caches.get(cache, {}).pop(url, None)
+        for cache, prefix in prefixes:
+            entries = self.caches.get(cache, {})
+            for url in [u for u in entries if u.startswith(prefix)]:
+                del entries[url]
 
 
 class FakeDownloadRecords:

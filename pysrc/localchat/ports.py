@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .core.conversation import Conversation, Message
+from .core.downloader import FetchedFile, FileCheck, FileRequest, ModelSource
 
 __all__ = [
+    "BytesCallback",
     "ChatEngine",
     "ChatResult",
     "Clock",
     "ConversationStore",
     "DownloadRecords",
+    "FileTransport",
     "ModelEngine",
     "ModelRuntime",
     "ProgressCallback",
@@ -25,6 +28,10 @@ __all__ = [
 
 ProgressCallback = Callable[[float, str], None]
 """Called with WebLLM's (progress, text) for each load report."""
+BytesCallback = Callable[[int, "int | None"], None]
+"""(bytes of one file received so far, its full length as far as known)."""
+CrashCallback = Callable[[str], None]
+"""Called with a technical message when an engine worker dies by itself."""
 DeltaCallback = Callable[[str], None]
 """Called with newly streamed reply text (batched per animation frame)."""
 
@@ -76,16 +83,47 @@ class ModelEngine(ChatEngine, Protocol):
 
 
 class ModelRuntime(Protocol):
-    """Makes engines and answers questions about the model cache and storage."""
+    """Makes engines, says where each model's files come from, and reads the storage."""
 
-    def new_engine(self) -> ModelEngine: ...
-    async def is_cached(self, model_id: str) -> bool: ...
-    async def download_size(self, model_id: str) -> int | None: ...
-    async def delete_model(self, model_id: str) -> None: ...
+    def new_engine(self, on_crash: CrashCallback) -> ModelEngine:
+        """A new engine worker; `on_crash` is called if it dies by itself."""
+        ...
+
+    async def model_source(self, model_id: str) -> ModelSource:
+        """Where the model's files come from (its WebLLM record); EngineFailure if unknown."""
+        ...
+
     async def storage(self) -> tuple[int | None, int | None, bool | None]:
         """(bytes used, quota, persisted) of this site's storage."""
         ...
     async def request_persistence(self) -> bool: ...
+
+
+class FileTransport(Protocol):
+    """Fetches, checks and stores single model files (the download worker in the browser;
+    a fake model host in tests). Failures raise core.downloader.FetchFailure."""
+
+    async def fetch(self, request: FileRequest, on_bytes: BytesCallback) -> FetchedFile:
+        """Fetch, check and store one file. Cancelling the awaiting task aborts it."""
+        ...
+
+    async def stored(self, files: Sequence[tuple[str, str]]) -> dict[str, int]:
+        """Of these (cache, url) pairs, the stored ones with their sizes, by URL."""
+        ...
+
+    async def read_stored(self, cache: str, url: str,
+                          check: FileCheck) -> dict[str, Any] | None:
+        """The parsed summary of a stored JSON file (None if absent or unreadable)."""
+        ...
+
+    async def peek(self, url: str, check: FileCheck) -> dict[str, Any] | None:
+        """Read a JSON file without storing it, only where that contacts no remote host."""
+        ...
+
+    async def remove(self, files: Sequence[tuple[str, str]],
+                     prefixes: Sequence[tuple[str, str]] = ()) -> None:
+        """Delete these (cache, url) entries and every key starting with a (cache, prefix)."""
+        ...
 
 
 class DownloadRecords(Protocol):

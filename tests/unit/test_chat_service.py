@@ -12,12 +12,20 @@ from typing import Any
 
 from localchat.core.chat import MAX_MESSAGE_CHARS, ChatService
 from localchat.core.conversation import Conversation, Message, MessageStatus, Role
+from localchat.core.downloader import Downloader
 from localchat.core.downloads import DownloadState
 from localchat.core.errors import EngineFailure, StoreFailure, explain_engine_failure
 from localchat.core.gpu import GpuReport
 from localchat.core.models import ModelService
 from localchat.core.state import AppState, EngineStatus, StateBox
-from tests.fakes import FakeClock, FakeDownloadRecords, FakeEngine, FakeRuntime, FakeStore
+from tests.fakes import (
+    FakeClock,
+    FakeDownloadRecords,
+    FakeEngine,
+    FakeModelHost,
+    FakeRuntime,
+    FakeStore,
+)
 
 SMART_F32 = "Llama-3.2-3B-Instruct-q4f32_1-MLC"
 SMART_F16 = "Llama-3.2-3B-Instruct-q4f16_1-MLC"
@@ -33,14 +41,16 @@ class Rig:
         self.store = store or FakeStore()
         self.clock = FakeClock(NOW)
         self.engine = engine or FakeEngine()
-        self.runtime = FakeRuntime(lambda: self.engine)
+        self.host = FakeModelHost()
+        self.runtime = FakeRuntime(lambda: self.engine, host=self.host)
         self.records = FakeDownloadRecords()
 
         async def no_wait(_seconds: float) -> None:
             await asyncio.sleep(0)
 
         self.models = ModelService(self.box, self.runtime, self.records,
-                                   now_ms=self.clock.now_ms, sleep=no_wait)
+                                   Downloader(self.host, sleep=no_wait),
+                                   now_ms=self.clock.now_ms)
         self.service = ChatService(self.box, self.store, self.models, self.clock)
         self.streamed: list[tuple[str, str]] = []
         self.service.on_stream(lambda mid, text: self.streamed.append((mid, text)))
@@ -49,6 +59,8 @@ class Rig:
         """Start the service; with `preload`, the default model is already loaded."""
         if preload:
             model_id = self.models.model_id("smart")
+            self.host.store_all(model_id)
+            self.engine.host = self.host
             await self.engine.load(model_id, lambda _fraction, _text: None)
             self.models.chat_engine = self.engine
             self.box.update(engine=EngineStatus(model_id))
@@ -466,8 +478,12 @@ def test_a_model_that_cannot_load_shows_why_in_the_reply() -> None:
     rig = run(scenario)
     assert rig.reply.status is MessageStatus.ERROR
     assert rig.reply.error is not None
-    assert rig.reply.error.startswith(explain_engine_failure(failure).title)
-    assert rig.box.state.downloads["smart"].state is DownloadState.FAILED
+    # Every file was downloaded, then the start failed: "couldn't start", never "download".
+    assert rig.reply.error.startswith("Smart couldn't start. It needs WebGPU's shader-f16")
+    item = rig.box.state.downloads["smart"]
+    assert item.state is DownloadState.FAILED and item.failed_to_start
+    assert rig.host.model_files(SMART_F32) and set(rig.host.model_files(SMART_F32)) <= \
+        rig.host.stored_urls()
     assert rig.engine.prompts == []
     assert rig.engine.terminated
 

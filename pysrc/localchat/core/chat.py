@@ -22,6 +22,7 @@ from .errors import (
     EngineFailure,
     StoreFailure,
     UserMessage,
+    engine_was_lost,
     explain_engine_failure,
     explain_store_failure,
 )
@@ -42,6 +43,14 @@ StreamListener = Callable[[str, str], None]
 NO_GPU = UserMessage("Models can't run in this browser.",
                      "No usable WebGPU device was found.",
                      "Use a recent Chrome or Edge on a computer with a GPU.")
+
+
+LOST_TWICE = UserMessage("The model stopped working twice in a row.",
+                         "The GPU was reset or ran out of memory (this can happen after the "
+                         "computer sleeps, after a driver update, or next to other GPU-heavy "
+                         "apps). LocalChat loaded the model again once, and it stopped again.",
+                         "Reload the page. If it keeps happening, close other GPU-heavy tabs "
+                         "or choose a smaller model.")
 
 
 def check_message(text: str) -> UserMessage | None:
@@ -225,40 +234,76 @@ class ChatService:
             problem = self.box.state.engine.error or NO_GPU
             await self._finish(reply, "", MessageStatus.ERROR, problem)
             return
+        models = self.models
+        lost_once = False
+        while True:
+            engine = await self._engine_or_stop(conversation.model, reply)
+            if engine is None:
+                return
+            reply = self._credit(reply, engine)
+            self._engine = engine
+            models.reply_started()
+            reply_id = reply.id
+            try:
+                result = await engine.chat(history, lambda text: self._emit(reply_id, text))
+            except EngineFailure as failure:
+                if engine_was_lost(failure):
+                    models.engine_lost(engine)
+                    if not lost_once:  # the GPU was reset or the worker died: load it again
+                        lost_once = True
+                        reply = self._restart(reply)
+                        continue
+                    problem = LOST_TWICE
+                else:
+                    problem = explain_engine_failure(failure)
+                self.box.update(engine=replace(self.box.state.engine, error=problem))
+                await self._finish(reply, "", MessageStatus.ERROR, problem)
+                return
+            finally:
+                self._engine = None
+                models.reply_ended()
+            break
+        status = MessageStatus.STOPPED if result.finish_reason == "abort" else MessageStatus.DONE
+        self.box.update(last_usage=result.usage)
+        await self._finish(reply, result.content, status, None)
+
+    async def _engine_or_stop(self, model_key: str, reply: Message) -> ModelEngine | None:
+        """The engine for this reply, waiting for its model if needed; None when the user
+        pressed Stop meanwhile or no model can answer (the reply is finished then)."""
+        assert self.models is not None
         self._stop_waiting = asyncio.Event()
-        waiting = asyncio.ensure_future(self.models.engine_for_reply(conversation.model))
+        waiting = asyncio.ensure_future(self.models.engine_for_reply(model_key))
         stop = asyncio.ensure_future(self._stop_waiting.wait())
         await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if not waiting.done():  # Stop while the model was still on its way
             waiting.cancel()
             await self._finish(reply, "", MessageStatus.STOPPED, None)
-            return
+            return None
         try:
-            engine = waiting.result()
+            return waiting.result()
         except NoModel as no_model:
             await self._finish(reply, "", MessageStatus.ERROR, no_model.problem)
-            return
+            return None
+
+    def _credit(self, reply: Message, engine: ModelEngine) -> Message:
+        """The reply records the model that really writes it."""
         writer = engine.loaded_model or reply.model
-        if writer != reply.model:
-            reply = replace(reply, model=writer)
-            self.box.update(messages=tuple(reply if m.id == reply.id else m
-                                           for m in self.box.state.messages))
-        self._engine = engine
-        self.models.reply_started()
-        try:
-            result = await engine.chat(history, lambda text: self._emit(reply.id, text))
-        except EngineFailure as failure:
-            problem = explain_engine_failure(failure)
-            self.box.update(engine=replace(self.box.state.engine, error=problem))
-            await self._finish(reply, "", MessageStatus.ERROR, problem)
-            return
-        finally:
-            self._engine = None
-            self.models.reply_ended()
-        status = MessageStatus.STOPPED if result.finish_reason == "abort" else MessageStatus.DONE
-        self.box.update(last_usage=result.usage)
-        await self._finish(reply, result.content, status, None)
+        if writer == reply.model:
+            return reply
+        credited = replace(reply, model=writer)
+        self._replace_message(reply.id, credited)
+        return credited
+
+    def _restart(self, reply: Message) -> Message:
+        """The same reply started over (a fresh id, so no streamed text of the lost try stays)."""
+        fresh = replace(reply, id=new_id(), content="")
+        self._replace_message(reply.id, fresh)
+        return fresh
+
+    def _replace_message(self, message_id: str, message: Message) -> None:
+        self.box.update(messages=tuple(message if m.id == message_id else m
+                                       for m in self.box.state.messages))
 
     def _emit(self, message_id: str, text: str) -> None:
         for listener in list(self._stream_listeners):

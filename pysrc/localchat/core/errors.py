@@ -14,7 +14,9 @@ __all__ = [
     "EngineFailure",
     "StoreFailure",
     "UserMessage",
+    "engine_was_lost",
     "explain_engine_failure",
+    "explain_start_failure",
     "explain_store_failure",
 ]
 
@@ -89,6 +91,46 @@ def explain_engine_failure(failure: EngineFailure) -> UserMessage:
     if name == "EngineTerminated":
         return UserMessage("The model engine was stopped.", text, "Try again.")
     return UserMessage("The model engine reported an error.", f"{name}: {text}", "Try again.")
+
+
+_LOST_NAMES = frozenset({"ModelNotLoadedError", "DeviceLostError", "EngineWorkerError"})
+
+
+def engine_was_lost(failure: EngineFailure) -> bool:
+    """The engine can't answer any more (its GPU device was lost or reset, its worker
+    died): drop it, and load the model again from the cache."""
+    lowered = failure.message.lower()
+    return (failure.name in _LOST_NAMES or "device was lost" in lowered
+            or "device is lost" in lowered or "model not loaded" in lowered)
+
+
+def explain_start_failure(failure: EngineFailure, label: str, vram_mb: float) -> UserMessage:
+    """A model whose files are all stored couldn't start (never "download failed")."""
+    name, text = failure.name, failure.message
+    lowered = f"{name} {text}".lower()
+    gigabytes = max(1, round(vram_mb / 1024))
+    title = f"{label} couldn't start."
+    action = "Retry, or remove its files and choose a smaller model."
+    if name == "DeviceLostError" or "device was lost" in lowered or "out of memory" in lowered:
+        return UserMessage(title, f"{label} needs about {gigabytes} GB of GPU memory, and the "
+                                  "GPU ran out or was reset while loading it.",
+                           "Close other GPU-heavy tabs or apps, then retry; or choose a "
+                           "smaller model.")
+    if name == "ShaderF16SupportError" or "shader-f16" in lowered:
+        return UserMessage(title, "It needs WebGPU's shader-f16 feature, which this GPU "
+                                  "doesn't offer.", "Choose another model.")
+    if name == "WebGPUNotAvailableError" or "webgpu is not" in lowered:
+        return UserMessage(title, "WebGPU isn't available in this browser.",
+                           "Use a recent Chrome or Edge on a computer with a GPU.")
+    if name == "EngineWorkerError":
+        return UserMessage(title, "The model engine stopped while loading it.",
+                           "Reload the page, then retry.")
+    if name == "TimeoutError":
+        return UserMessage(title, "Loading it onto the GPU took far too long.", action)
+    return UserMessage(title, "Its files are stored, but its model library didn't load in "
+                              "this browser (it may be damaged, or not made for this WebLLM).",
+                       "Retry: LocalChat fetches the library again. If it keeps failing, "
+                       "remove its files.")
 
 
 def explain_store_failure(failure: StoreFailure) -> UserMessage:
