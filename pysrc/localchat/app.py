@@ -11,25 +11,34 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import js  # type: ignore[import-not-found]
 
 from .adapters.browser import BrowserClock, probe_gpu, site_base
 from .adapters.dexie_store import DexieStore
+from .adapters.download_client import WorkerTransport
 from .adapters.engine_client import WorkerEngine, WorkerRuntime
 from .adapters.ffi import create_proxy, js_object
 from .adapters.model_panel import ModelPanel
 from .adapters.page import Page
-from .core.catalog import model_for_key
+from .core.catalog import CATALOG, model_for_key
 from .core.chat import ChatService, check_message
 from .core.conversation import Conversation, new_id
+from .core.downloader import Downloader, FileRequest, RetryPolicy
 from .core.downloads import DownloadState
 from .core.errors import EngineFailure, StoreFailure, UserMessage, explain_store_failure
 from .core.gpu import GpuReport, explain_gpu
 from .core.models import ModelService
 from .core.routes import conversation_route, parse_route
-from .core.settings import EngineChoice, EngineKind, parse_engine_query, query_params
+from .core.settings import (
+    EngineChoice,
+    EngineKind,
+    parse_engine_query,
+    query_params,
+    sim_host_header,
+)
 from .core.state import AppState, EngineStatus, StateBox
 from .core.transfer import ImportProblem, as_copies, export_document, export_filename, parse_import
 
@@ -71,9 +80,7 @@ class App:
         box.update(gpu=gpu, engine=EngineStatus(error=self._why_no_engine(choice, gpu)))
         models = None
         if choice.kind is not EngineKind.INVALID and gpu.usable:
-            runtime = WorkerRuntime(bridges.engine, choice, search, site_base())
-            models = ModelService(box, runtime, store, now_ms=clock.now_ms,
-                                  backoff_s=_query_seconds(search, "retry_backoff_s", 1.0))
+            models = self._model_service(box, bridges, store, choice, search, clock)
             models.on_switch = self._switched
         self.models = models
         service = ChatService(box, store, models, clock)
@@ -104,6 +111,25 @@ class App:
         if models is not None:
             self.spawn(self._start_models(models))
         self.spawn(self._install_markdown())
+
+    @staticmethod
+    def _model_service(box: StateBox, bridges: Any, store: DexieStore, choice: EngineChoice,
+                       search: str, clock: BrowserClock) -> ModelService:
+        """The download worker, the downloader, the engine runtime and the queue."""
+        headers = None
+        sim_quota = None
+        if choice.sim is not None:
+            headers = {"X-LocalChat-Sim": sim_host_header(choice.sim, _sim_session())}
+            if choice.sim.quota:
+                sim_quota = _sim_quota(dict(choice.sim.quota))
+        transport = WorkerTransport(
+            bridges.downloads, headers=headers, sim_quota=sim_quota,
+            stall_ms=int(_query_seconds(search, "download_stall_s", 30.0, 600) * 1000))
+        runtime = WorkerRuntime(bridges.engine, transport, choice, search, site_base())
+        policy = RetryPolicy(backoff_s=_query_seconds(search, "retry_backoff_s", 1.0))
+        downloader = Downloader(transport, sleep=asyncio.sleep, monotonic=time.monotonic,
+                                policy=policy)
+        return ModelService(box, runtime, store, downloader, now_ms=clock.now_ms)
 
     async def _start_models(self, models: ModelService) -> None:
         """After boot (it imports WebLLM on this thread): restore the queue, find cached
@@ -171,24 +197,27 @@ class App:
             self.models.cancel(key)
 
     def delete_model(self, key: str) -> None:
-        self.spawn(self._delete_model(key))
+        self.spawn(self._remove_model(key))
 
-    async def _delete_model(self, key: str) -> None:
+    async def _remove_model(self, key: str) -> None:
         if self.models is None:
             return
         label = self.models.spec(key).label
+        freed = self.models.kept_text(key)
         confirmed = await self.page.confirm(
-            f"Delete {label} from this device?",
-            f"Its files ({self.models.size_text(key)}) are removed to free space. Chats that "
-            "use it stay; it can be downloaded again.", "Delete model")
+            f"Remove {label}'s files from this device?",
+            f"This frees {freed}. Chats that use {label} stay; it can be downloaded again.",
+            "Remove files")
         if not confirmed:
             return
         try:
-            await self.models.delete(key)
-        except EngineFailure as failure:
-            self.page.show_alert(f"{label} could not be deleted.", failure.message)
+            await self.models.remove(key)
+        except EngineFailure:
+            self.page.show_alert(f"{label}'s files could not be removed.",
+                                 "The browser's storage didn't answer. Reload the page, then "
+                                 "try again.")
             return
-        self.page.toast(f"Deleted {label}; its space is free again.")
+        self.page.toast(f"Removed {label}'s files; {freed} is free again.")
 
     # --- Actions (called by the page) ---------------------------------------------
 
@@ -331,14 +360,41 @@ class App:
         js.window.localchat.selfTest = proxy
 
 
-def _query_seconds(search: str, name: str, default: float) -> float:
+def _query_seconds(search: str, name: str, default: float, limit: float = 60) -> float:
     """A small number of seconds from the query string (tests shorten retry waits)."""
     raw = query_params(search).get(name, "")
     try:
         value = float(raw)
     except ValueError:
         return default
-    return value if 0 <= value <= 60 else default
+    return value if 0 <= value <= limit else default
+
+
+def _sim_session() -> str:
+    """This browser profile's token for the simulated host (a `sim_fail` fails once per
+    profile, like the simulated engine's failures always did)."""
+    try:
+        token = js.localStorage.getItem("localchat-sim-session")
+        if not token:
+            token = new_id()
+            js.localStorage.setItem("localchat-sim-session", token)
+        return str(token)
+    except Exception:  # storage blocked: a token for this page only
+        return new_id()
+
+
+def _sim_quota(percents: dict[str, float]) -> Callable[[FileRequest], dict[str, Any] | None]:
+    """sim_quota: the simulated storage limit of each request (the worker enforces it)."""
+    def limit(request: FileRequest) -> dict[str, Any] | None:
+        spec = next((s for s in CATALOG
+                     if f"/{s.f16_id}/" in request.group or f"/{s.f32_id}/" in request.group),
+                    None)
+        percent = percents.get(spec.key) if spec is not None else None
+        if percent is None or not request.group_total:
+            return None
+        return {"prefix": request.group, "limit": int(request.group_total * percent / 100)}
+
+    return limit
 
 
 async def main() -> None:

@@ -84,7 +84,7 @@ def test_progress_counts_bytes_from_the_first_file_to_the_exact_total() -> None:
     assert rig.progress[-1] == DownloadProgress(total, total, 0)
     # Bytes move within files (chunks), not only when a file ends.
     shard_bytes = len(rig.host.files[rig.shard(0)].body)
-    assert len({d for d in done if 0 < d % shard_bytes}) > 4
+    assert len({d for d in done if d % shard_bytes > 0}) > 4
     # Once tensor-cache.json is read the total is known, before any shard arrives.
     first_with_total = next(p for p in rig.progress if p.bytes_total is not None)
     assert first_with_total.bytes_done < shard_bytes
@@ -346,7 +346,7 @@ def test_size_comes_from_a_stored_tensor_cache_only_for_remote_hosts() -> None:
     run(scenario)
 
 
-# --- policy, words, URLs ---------------------------------------------------------------------------
+# --- policy, words, URLs ---------------------------------------------------------------
 
 
 def test_retry_policy() -> None:

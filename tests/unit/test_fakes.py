@@ -14,6 +14,7 @@ from tests.fakes import (
     FakeClock,
     FakeDownloadRecords,
     FakeEngine,
+    FakeModelHost,
     FakeRuntime,
     FakeStore,
 )
@@ -32,6 +33,7 @@ def _members(protocol: type) -> dict[str, object]:
     (ports.ModelEngine, FakeEngine),
     (ports.ModelRuntime, FakeRuntime),
     (ports.DownloadRecords, FakeDownloadRecords),
+    (ports.FileTransport, FakeModelHost),
     (ports.Clock, FakeClock),
 ])
 def test_fake_has_every_member_of_its_port(protocol: type, fake: type) -> None:

@@ -1,8 +1,9 @@
 """The chat engine client: WebLLM's WebWorkerMLCEngine through web/js/engine-bridge.js.
 
-Implements ports.ChatEngine for both the real WebLLM worker and the simulated one (same
-worker protocol). Callbacks handed to JS are proxies owned here and destroyed when the
-call they serve is over.
+Implements ports.ModelEngine for both the real WebLLM worker and the simulated one (same
+worker protocol), and ports.ModelRuntime (engines, where model files come from, the
+site's storage). Callbacks handed to JS are proxies owned here and destroyed when the
+call they serve is over (the progress and crash callbacks live as long as the engine).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.catalog import sim_app_config
+from ..core.downloader import ModelSource
 from ..core.errors import EngineFailure
 from ..core.settings import EngineChoice, EngineKind
-from ..ports import ChatResult, DeltaCallback, ProgressCallback
+from ..ports import ChatResult, CrashCallback, DeltaCallback, ProgressCallback
+from .download_client import WorkerTransport
 from .ffi import call, create_proxy, js_object
 
 __all__ = ["WorkerEngine", "WorkerRuntime"]
@@ -22,21 +25,30 @@ __all__ = ["WorkerEngine", "WorkerRuntime"]
 class WorkerEngine:
     """One engine worker (ports.ModelEngine)."""
 
-    def __init__(self, bridge: Any, choice: EngineChoice, search: str, site_base: str) -> None:
+    def __init__(self, bridge: Any, choice: EngineChoice, search: str, site_base: str,
+                 on_crash: CrashCallback | None = None) -> None:
         kind = "sim" if choice.kind is EngineKind.SIM else "webllm"
         options: dict[str, Any] = {"kind": kind, "search": search}
         if choice.sim is not None:
             options["appConfig"] = sim_app_config(site_base, choice.sim.scale)
         self._progress: ProgressCallback | None = None
         self._on_progress = create_proxy(self._forward_progress)
+        self._crash = on_crash
+        self._on_crash = create_proxy(self._forward_crash)
         js_options = js_object(options)
         js_options.onProgress = self._on_progress
+        js_options.onCrash = self._on_crash
         self._handle = bridge.createEngine(js_options)
         self._loaded: str | None = None
 
     @property
     def loaded_model(self) -> str | None:
         return self._loaded
+
+    def _forward_crash(self, message: Any, *_: Any) -> None:
+        self._loaded = None
+        if self._crash is not None:
+            self._crash(str(message))
 
     def _forward_progress(self, report: Any, *_: Any) -> None:
         if self._progress is not None:
@@ -76,34 +88,32 @@ class WorkerEngine:
         """Stop the worker at once; pending calls reject with EngineTerminated."""
         self._handle.terminate()
         self._loaded = None
-        self._on_progress.destroy()
+        self._crash = None
+        for proxy in (self._on_progress, self._on_crash):
+            if proxy is not None:
+                proxy.destroy()
+        self._on_progress = self._on_crash = None
 
 
 class WorkerRuntime:
-    """Makes engine workers and reads the model cache (ports.ModelRuntime)."""
+    """Makes engine workers, finds model records, reads the storage (ports.ModelRuntime)."""
 
-    def __init__(self, bridge: Any, choice: EngineChoice, search: str, site_base: str) -> None:
+    def __init__(self, bridge: Any, transport: WorkerTransport, choice: EngineChoice,
+                 search: str, site_base: str) -> None:
         self._bridge = bridge
+        self._transport = transport
         self._choice = choice
         self._search = search
         self._site_base = site_base
-        self._app_config = (js_object(sim_app_config(site_base, choice.sim.scale))
-                            if choice.sim is not None else None)
+        self.app_config = (js_object(sim_app_config(site_base, choice.sim.scale))
+                           if choice.sim is not None else None)
+        """The appConfig every engine and cache check uses (None: WebLLM's prebuilt one)."""
 
-    def new_engine(self) -> WorkerEngine:
-        return WorkerEngine(self._bridge, self._choice, self._search, self._site_base)
+    def new_engine(self, on_crash: CrashCallback) -> WorkerEngine:
+        return WorkerEngine(self._bridge, self._choice, self._search, self._site_base, on_crash)
 
-    async def is_cached(self, model_id: str) -> bool:
-        return bool(await call(self._bridge.hasModelInCache(model_id, self._app_config),
-                               EngineFailure))
-
-    async def download_size(self, model_id: str) -> int | None:
-        size = await call(self._bridge.modelDownloadSize(model_id, self._app_config),
-                          EngineFailure)
-        return int(size) if isinstance(size, (int, float)) and size > 0 else None
-
-    async def delete_model(self, model_id: str) -> None:
-        await call(self._bridge.deleteModel(model_id, self._app_config), EngineFailure)
+    async def model_source(self, model_id: str) -> ModelSource:
+        return await self._transport.model_source(model_id, self.app_config)
 
     async def storage(self) -> tuple[int | None, int | None, bool | None]:
         raw = await call(self._bridge.storageEstimate(), EngineFailure)

@@ -243,9 +243,8 @@ class ChatService:
             reply = self._credit(reply, engine)
             self._engine = engine
             models.reply_started()
-            reply_id = reply.id
             try:
-                result = await engine.chat(history, lambda text: self._emit(reply_id, text))
+                result = await engine.chat(history, self._emitter(reply.id))
             except EngineFailure as failure:
                 if engine_was_lost(failure):
                     models.engine_lost(engine)
@@ -304,6 +303,9 @@ class ChatService:
     def _replace_message(self, message_id: str, message: Message) -> None:
         self.box.update(messages=tuple(message if m.id == message_id else m
                                        for m in self.box.state.messages))
+
+    def _emitter(self, message_id: str) -> Callable[[str], None]:
+        return lambda text: self._emit(message_id, text)
 
     def _emit(self, message_id: str, text: str) -> None:
         for listener in list(self._stream_listeners):

@@ -87,6 +87,8 @@ class _Switch:
     done: asyncio.Future[None]
     engine: ModelEngine | None = None
     aborted: bool = False
+    canceled: bool = False
+    """Aborted by the user's Cancel (not by another model's start)."""
 
 
 @dataclass
@@ -356,6 +358,7 @@ class ModelService:
         if item.state is DownloadState.COMPILING:
             switch = self._switch
             if switch is not None and switch.key == key:
+                switch.canceled = True
                 self._abort_switch(switch)
             else:
                 self._move(key, E.STOP, compile_fraction=0.0)
@@ -422,7 +425,13 @@ class ModelService:
                                           fit.reason, "Choose another model."))
             if item is not None and item.state in (DownloadState.READY,
                                                    DownloadState.COMPILING):
-                await self._ensure_engine(key)
+                switch = self._ensure_engine(key)
+                if switch is not None:
+                    await switch.done
+                    if switch.canceled:
+                        raise NoModel(UserMessage(f"{self.spec(key).label} isn't running.",
+                                                  "Starting it was canceled.",
+                                                  "Send again to start it."))
                 continue
             if item is not None and item.state is DownloadState.FAILED and item.failed_to_start:
                 if engine is None and self._switch is not None:
@@ -493,21 +502,25 @@ class ModelService:
 
     # --- the GPU: one model, loaded when needed now ------------------------------------
 
-    def _ensure_engine(self, key: str) -> asyncio.Future[None]:
+    def _ensure_engine(self, key: str) -> _Switch | None:
         """Load `key` (stored) into the chat engine, replacing what is there; a start of
-        another model that is under way is stopped. Resolves when this start is over."""
+        another model that is under way is stopped. The switch's `done` resolves when this
+        start is over (None: the model is on the GPU already)."""
         switch = self._switch
         if switch is not None:
             if switch.key == key and not switch.aborted:
-                return switch.done
+                return switch
             self._abort_switch(switch)
+        if self.chat_engine is not None and \
+                self.box.state.engine.loaded_model == self.model_id(key):
+            return None
         item = self.item(key)
         if item is not None and item.state is DownloadState.READY:
             self._move(key, E.NEEDED, compile_fraction=0.0, eta_seconds=None)
         switch = _Switch(key, asyncio.get_event_loop().create_future())
         self._switch = switch
         self._spawn(self._run_switch(switch))
-        return switch.done
+        return switch
 
     def _abort_switch(self, switch: _Switch) -> None:
         switch.aborted = True

@@ -6,10 +6,11 @@ with `engine=sim`. Knob values that don't parse are reported, and their defaults
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
-__all__ = ["EngineChoice", "EngineKind", "SimKnobs", "parse_engine_query", "query_params"]
+__all__ = ["EngineChoice", "EngineKind", "SimKnobs", "parse_engine_query", "query_params",
+           "sim_host_header"]
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -68,6 +69,8 @@ class SimKnobs:
     compile_s: float = 2.0
     tps: float = 30.0
     gpu: str = "f16"
+    quota: tuple[tuple[str, float], ...] = ()
+    """sim_quota: storage runs out at that percent of the model's download."""
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,26 @@ def parse_engine_query(query: str) -> EngineChoice:
                     allow_equal_min=True)
         if "sim_tps" in params else defaults.tps,
         gpu=params.get("sim_gpu", defaults.gpu),
+        quota=_failures(params.get("sim_quota", ""), "sim_quota", problems),
     )
     if knobs.gpu not in GPU_CHOICES:
         problems.append(f"sim_gpu={knobs.gpu!r} is not one of {', '.join(GPU_CHOICES)}; "
                         "using f16.")
-        knobs = SimKnobs(knobs.mbps, knobs.scale, knobs.fail, knobs.fail_always,
-                         knobs.compile_s, knobs.tps, "f16")
+        knobs = replace(knobs, gpu="f16")
     return EngineChoice(EngineKind.SIM, knobs, tuple(problems))
+
+
+def sim_host_header(knobs: SimKnobs, session: str) -> str:
+    """The X-LocalChat-Sim header that tells the dev server's simulated model host how to
+    behave (speed and failures: tools/modelhost.py). `session` makes a `sim_fail` fail
+    once per browser profile rather than once per server."""
+    def failures(pairs: tuple[tuple[str, float], ...]) -> str:
+        return ",".join(f"{key}@{percent:g}" for key, percent in pairs)
+
+    parts = [f"mbps={knobs.mbps:g}"]
+    if knobs.fail:
+        parts.append(f"fail={failures(knobs.fail)}")
+    if knobs.fail_always:
+        parts.append(f"fail_always={failures(knobs.fail_always)}")
+    parts.append(f"session={session}")
+    return "; ".join(parts)

@@ -252,17 +252,21 @@ def composer_status(state: AppState) -> str:
     if not state.replying:
         return ""
     last = state.messages[-1] if state.messages else None
+    key = state.requested_model_key
+    item = state.downloads.get(key)
+    spec = model_for_key(key)
+    name = spec.label if spec else key
     if last is not None and last.status is MessageStatus.STREAMING and not last.content:
-        key = state.requested_model_key
-        item = state.downloads.get(key)
-        spec = model_for_key(key)
-        name = spec.label if spec else key
         if item is not None and item.state is DownloadState.DOWNLOADING:
             return f"Waiting for {name} to download… {round(item.fraction * 100)}%"
         if item is not None and item.state is DownloadState.COMPILING:
-            return f"Preparing {name}… {round(item.fraction * 100)}%"
+            return f"Starting {name}… {round(item.fraction * 100)}%"
         if item is not None and item.state is DownloadState.QUEUED:
             return f"Waiting for {name}: queued behind another download…"
+    answering = spec_for_model_id(last.model) if last is not None and last.model else None
+    if answering is not None and spec is not None and answering.key != key and \
+            item is not None and item.state.active:
+        return f"{answering.label} is answering; {name} takes over when it's ready."
     return "Replying…"
 
 
@@ -314,9 +318,13 @@ def model_option_text(row: ModelRow) -> str:
     if item.state is DownloadState.DOWNLOADING:
         return f"Downloading {row.percent}%"
     if item.state is DownloadState.COMPILING:
-        return f"Compiling {row.percent}%"
+        return f"Starting {row.percent}%"
     if item.state is DownloadState.CANCELED:
+        if item.bytes_done:
+            return f"Canceled · {format_bytes(item.bytes_done)} of {row.size} kept"
         return f"Canceled · {row.size}"
+    if item.state is DownloadState.FAILED:
+        return "Couldn't start" if item.failed_to_start else "Download failed"
     return item.state.label
 
 
@@ -347,9 +355,9 @@ def model_button_text(row: ModelRow) -> str:
     if item.state is DownloadState.DOWNLOADING:
         return f"{base} (downloading {row.percent}%)"
     if item.state is DownloadState.COMPILING:
-        return f"{base} (compiling)"
+        return f"{base} (starting {row.percent}%)"
     if item.state is DownloadState.FAILED:
-        return f"{base} (download failed)"
+        return f"{base} (couldn't start)" if item.failed_to_start else f"{base} (download failed)"
     return base
 
 
@@ -380,15 +388,19 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
             else ""
         parts.append(f'<p class="row-detail"{role}>{escape(words)}</p>')
     actions = []
+    has_files = item is not None and (item.bytes_done > 0 or item.failed_to_start
+                                      or item.state is DownloadState.READY)
     if row.fit.usable:
-        if item is None or item.state is DownloadState.CANCELED:
+        if item is None:
             actions.append(("download", "Download"))
+        elif item.state is DownloadState.CANCELED:
+            actions.append(("download", "Resume" if item.bytes_done else "Download"))
         elif item.state.active:
             actions.append(("cancel", "Cancel"))
         elif item.state is DownloadState.FAILED:
             actions.append(("retry", "Retry"))
-        elif item.state is DownloadState.READY:
-            actions.append(("delete-model", "Delete"))
+    if item is not None and not item.state.active and has_files:
+        actions.append(("delete-model", "Remove files"))
     if actions:
         buttons = "".join(
             f'<button type="button" class="row-button" data-action="{a}" data-key="{key}" '
@@ -411,7 +423,7 @@ def download_row_shape(row: ModelRow) -> str:
     item = row.item
     return "|".join([row.state_word, str(row.fit.usable), str(row.loaded), str(row.requested),
                      str(bool(item and item.retry)), item.error.title if item and item.error
-                     else "", row.size])
+                     else "", row.size, str(bool(item and item.bytes_done))])
 
 
 def storage_html(storage: StorageInfo | None) -> str:
@@ -432,10 +444,17 @@ def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: 
         text = f"To start chatting, download {name} ({escape(row.size)}). It stays on this device."
         download = (f'<button type="button" class="primary-button" data-action="download" '
                     f'data-key="{escape(row.key)}">Download {name} ({escape(row.size)})</button>')
+    elif row.item is not None and row.item.state is DownloadState.FAILED:
+        why = escape(row.item.error.title) if row.item.error else ""
+        text = (f"This chat uses {name}, which couldn't start. {why}" if row.item.failed_to_start
+                else f"This chat uses {name}, whose download failed. {why}").strip()
+        download = (f'<button type="button" class="row-button" data-action="retry" '
+                    f'data-key="{escape(row.key)}">Retry</button>')
     else:
         text = f"This chat uses {name}, which isn't downloaded."
+        label = "Resume download" if row.item is not None and row.item.bytes_done else "Download"
         download = (f'<button type="button" class="row-button" data-action="download" '
-                    f'data-key="{escape(row.key)}">Download</button>')
+                    f'data-key="{escape(row.key)}">{label}</button>')
     use = ""
     if alternative is not None:
         use = (f'<button type="button" class="row-button" data-action="use-model" '
