@@ -1,9 +1,13 @@
 """The engine bridge and both engine workers, driven directly from a blank page.
 
 No Python app here: each test imports web/js/engine-bridge.js into an empty page on
-the dev server's origin and checks what the app relies on: WebLLM's exact progress
-texts and cache layout (the simulated engine), the sim knobs, the stream, interrupt,
-terminate, and that every failure arrives as a real, named Error, never a hang.
+the dev server's origin and checks what the app relies on: that the simulated engine
+reads the model's files from WebLLM's caches the way WebLLM 0.2.86 does (and fetches
+only what is missing, as WebLLM would), WebLLM's exact progress texts and errors, the
+sim knobs, the stream, interrupt, terminate, and that every failure arrives as a real,
+named Error, never a hang. `T.store()` fills the caches from the dev server's simulated
+model host the way LocalChat's downloader does: one complete entry per file, under
+WebLLM's keys.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ MIB = 1024 * 1024
 SMART_F16 = "Llama-3.2-3B-Instruct-q4f16_1-MLC"
 SMART_F32 = "Llama-3.2-3B-Instruct-q4f32_1-MLC"
 QUICK_F32 = "Llama-3.2-1B-Instruct-q4f32_1-MLC"
-FAST = "engine=sim&sim_mbps=200&sim_compile_s=0.2&sim_tps=0"
+FAST = "engine=sim&sim_compile_s=0.2&sim_tps=0"
+WASM_MAGIC = bytes([0x00, 0x61, 0x73, 0x6D])
 
 HELPERS = """
 async () => {
@@ -37,18 +42,42 @@ async () => {
   const outcome = (promise) => promise.then(
     (value) => ({ ok: true, value }),
     (e) => ({ ok: false, name: e.name, message: e.message, isError: e instanceof Error }));
+  const base = (id, scale) => `${location.origin}/sim-host/${scale}/${id}/resolve/main/`;
+  const put = async (cacheName, url, response) =>
+    (await caches.open(cacheName)).put(new Request(url), response);
+  const copy = async (cacheName, url) => {
+    const response = await fetch(url, { cache: "no-store" });
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    await put(cacheName, url, response);
+  };
   window.T = {
-    bridge, appConfig, outcome, engines: [],
-    engine(search, scale = 0.01, kind = "sim") {
+    bridge, appConfig, outcome, base, put, engines: [],
+    engine(search, scale = 0.01, kind = "sim", config = undefined) {
       const state = { reports: [], times: [], crashes: [], deltas: [] };
       const t0 = performance.now();
       state.handle = bridge.createEngine({
-        kind, search, appConfig: kind === "sim" ? appConfig(scale) : undefined,
+        kind, search, appConfig: kind === "sim" ? config || appConfig(scale) : undefined,
         onProgress: (r) => { state.reports.push(r); state.times.push(performance.now() - t0); },
         onCrash: (m) => state.crashes.push(m),
       });
       T.engines.push(state);
       return state;
+    },
+    /** Store every file of a model from /sim-host/ in WebLLM's caches (but the shards
+        whose indexes are in `skip`); resolves to the shard URLs. */
+    async store(modelId, { scale = 0.01, skip = [] } = {}) {
+      const dir = base(modelId, scale);
+      await copy("webllm/config", dir + "mlc-chat-config.json");
+      await copy("webllm/wasm", appConfig(scale).model_list
+        .find((m) => m.model_id === modelId).model_lib);
+      await copy("webllm/model", dir + "tokenizer.json");
+      await copy("webllm/model", dir + "tensor-cache.json");
+      const records = (await (await fetch(dir + "tensor-cache.json")).json()).records;
+      const urls = records.map((r) => new URL(r.dataPath, dir).href);
+      for (const [i, url] of urls.entries()) {
+        if (!skip.includes(i)) await copy("webllm/model", url);
+      }
+      return urls;
     },
     async cachedShards(modelId) {
       const cache = await caches.open("webllm/model");
@@ -110,24 +139,36 @@ def _check_bytes_text(report: dict[str, Any], match: re.Match[str], total: int) 
     assert int(match[5]) == report["timeElapsed"]
 
 
-def test_sim_reload_emits_webllm_progress_texts_and_fills_webllm_cache(
+def test_sim_reload_of_an_empty_cache_fetches_every_file_as_webllm_does(
         page: Page, site_url: str) -> None:
+    """Nothing stored: WebLLM's reload fetches each file with cache.add(), shards in 4
+    lanes, one "Fetching" report per shard. (LocalChat's downloader normally comes first.)"""
     _open(page, site_url)
     total = sum(r["nbytes"] for r in _tensor_cache(page, 0.01, SMART_F16)["records"])
     shards = len(_tensor_cache(page, 0.01, SMART_F16)["records"])
     result = _run(page, """
-        const e = T.engine("engine=sim&sim_mbps=100&sim_compile_s=2.5");
+        const e = T.engine("engine=sim&sim_compile_s=2.5");
         const before = await e.handle.hasModelInCache(arg);
         const load = await T.outcome(e.handle.reload(arg, 60000));
         const after = await e.handle.hasModelInCache(arg);
         const webllm = await import("/vendor/web-llm/index.js");
         const direct = await webllm.hasModelInCache(arg, T.appConfig(0.01));
         const names = await caches.keys();
-        return { before, load, after, direct, names, reports: e.reports };
+        const lib = T.appConfig(0.01).model_list.find((m) => m.model_id === arg).model_lib;
+        const wasm = await (await caches.open("webllm/wasm")).match(lib);
+        const keys = async (name) => (await (await caches.open(name)).keys()).map((r) => r.url);
+        const head = wasm ? Array.from(new Uint8Array(await wasm.arrayBuffer()).slice(0, 4)) : null;
+        return { before, load, after, direct, names, reports: e.reports, wasm: head,
+                 config: await keys("webllm/config"), model: await keys("webllm/model") };
     """, SMART_F16)
     assert result["load"] == {"ok": True, "value": None}
     assert result["before"] is False and result["after"] is True and result["direct"] is True
-    assert {"webllm/config", "webllm/model"} <= set(result["names"])
+    assert {"webllm/config", "webllm/wasm", "webllm/model"} <= set(result["names"])
+    assert bytes(result["wasm"]) == WASM_MAGIC
+    base = f"{site_url}sim-host/0.01/{SMART_F16}/resolve/main/"
+    assert result["config"] == [base + "mlc-chat-config.json"]
+    assert {base + "tokenizer.json", base + "tensor-cache.json"} <= set(result["model"])
+    assert len(result["model"]) == shards + 2
 
     reports = result["reports"]
     texts = [r["text"] for r in reports]
@@ -149,73 +190,85 @@ def test_sim_reload_emits_webllm_progress_texts_and_fills_webllm_cache(
     assert texts.index(FINISH) == len(texts) - 1
 
 
-def test_second_reload_fetches_only_missing_shards(page: Page, site_url: str) -> None:
-    _open(page, site_url)
-    shards = len(_tensor_cache(page, 0.01, SMART_F16)["records"])
-    _run(page, """
-        window.first = T.engine("engine=sim&sim_mbps=3&sim_compile_s=0.2");
-        window.firstLoad = T.outcome(first.handle.reload(arg, 60000));
-    """, SMART_F16)
-    page.wait_for_function(
-        "first.reports.filter(r => r.text.startsWith('Fetching')).length >= 12")
-    stopped = _run(page, "first.handle.terminate(); return await firstLoad;")
-    assert stopped["ok"] is False and stopped["name"] == "EngineTerminated"
-    cached = set(_run(page, "return T.cachedShards(arg);", SMART_F16))
-    assert 12 <= len(cached) < shards
+def _watch_requests(page: Page, part: str = "/sim-host/") -> list[str]:
+    """Every request URL containing `part` from now on (the page's and its workers')."""
+    seen: list[str] = []
+    page.context.on("request", lambda r: seen.append(r.url) if part in r.url else None)
+    return seen
 
-    requested: list[str] = []
-    page.context.on("request", lambda r: requested.append(r.url)
-                    if "params_shard_" in r.url else None)
+
+def test_sim_reload_from_a_fully_stored_cache_sends_no_request(
+        page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    shards = _run(page, "return (await T.store(arg)).length;", SMART_F32)
+    requested = _watch_requests(page)
     result = _run(page, """
-        const e = T.engine("engine=sim&sim_mbps=200&sim_compile_s=0.2");
+        const e = T.engine("engine=sim&sim_compile_s=0.2&sim_tps=0");
+        const load = await T.outcome(e.handle.reload(arg, 60000));
+        const reply = await T.outcome(e.handle.chat([{ role: "user", content: "/echo ok" }]));
+        return { load, reply, texts: e.reports.map((r) => r.text) };
+    """, SMART_F32)
+    assert result["load"] == {"ok": True, "value": None}
+    assert result["reply"]["ok"] and result["reply"]["value"]["content"] == "ok"
+    assert requested == []
+    texts = result["texts"]
+    # All shards cached: WebLLM skips the "Fetching" phase entirely.
+    assert texts[0] == "Start to fetch params"
+    assert not any(t.startswith("Fetching") for t in texts)
+    assert len([t for t in texts if t.startswith("Loading model from cache")]) == shards
+    assert texts[-1] == FINISH
+
+
+def test_sim_reload_fetches_only_the_missing_shards(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    missing = [0, 3, 4, 17, 30]
+    urls = _run(page, "return T.store(arg.model, { skip: arg.missing });",
+                {"model": SMART_F16, "missing": missing})
+    requested = _watch_requests(page)
+    result = _run(page, """
+        const e = T.engine("engine=sim&sim_compile_s=0.2");
         const load = await T.outcome(e.handle.reload(arg, 60000));
         return { load, cached: await e.handle.hasModelInCache(arg), reports: e.reports };
     """, SMART_F16)
-    assert result["load"]["ok"] and result["cached"]
-    all_shards = set(_run(page, "return T.cachedShards(arg);", SMART_F16))
-    assert len(all_shards) == shards
-    assert set(requested) == all_shards - cached
-    fetching = [r for r in result["reports"] if r["text"].startswith("Fetching")]
-    assert len(fetching) == shards  # cached shards still count, instantly
+    assert result["load"] == {"ok": True, "value": None} and result["cached"] is True
+    assert sorted(requested) == sorted(urls[i] for i in missing)
+    fetching = _phase(result["reports"], "Fetching", FETCH_RE)
+    # Cached shards still count, at once: one report per shard, in finishing order.
+    assert [int(m[1]) for _, m in fetching] == list(range(1, len(urls) + 1))
+    assert fetching[-1][0]["progress"] == 1
 
 
-def test_sim_fail_fails_once_then_succeeds_even_in_a_new_worker(page: Page, site_url: str) -> None:
+def test_a_failed_shard_fails_the_load_without_retry_like_webllm(
+        page: Page, site_url: str) -> None:
     _open(page, site_url)
+    urls = _run(page, "return T.store(arg, { skip: [2, 5] });", QUICK_F32)
+    requested = _watch_requests(page, "params_shard_")
+    page.route(urls[5], lambda route: route.fulfill(status=503, body="busy"))
     result = _run(page, """
-        const search = "engine=sim&sim_mbps=100&sim_compile_s=0.2&sim_fail=smart@30";
-        const e = T.engine(search);
-        const first = await T.outcome(e.handle.reload(arg, 60000));
-        const progress = e.reports.filter(r => r.text.startsWith("Fetching")).map(r => r.progress);
-        const cachedAfterFailure = await e.handle.hasModelInCache(arg);
-        const fresh = T.engine(search);  // a new worker: the failure is remembered
-        const second = await T.outcome(fresh.handle.reload(arg, 60000));
-        const third = await T.outcome(e.handle.reload(arg, 60000));
-        return { first, progress, cachedAfterFailure, second, third,
-                 cached: await fresh.handle.hasModelInCache(arg) };
-    """, SMART_F16)
-    first = result["first"]
-    assert first["ok"] is False and first["isError"] and first["name"] == "NetworkError"
-    assert "(simulated)" in first["message"] and "params_shard_" in first["message"]
-    assert result["progress"] and 0.3 <= max(result["progress"]) < 0.6
-    assert result["cachedAfterFailure"] is False
-    assert result["second"]["ok"] and result["third"]["ok"] and result["cached"]
-
-
-def test_sim_fail_always_fails_every_attempt(page: Page, site_url: str) -> None:
-    _open(page, site_url)
-    result = _run(page, """
-        const e = T.engine("engine=sim&sim_mbps=100&sim_compile_s=0.2&sim_fail_always=quick@10");
-        const a = await T.outcome(e.handle.reload(arg, 60000));
-        const b = await T.outcome(e.handle.reload(arg, 60000));
-        return [a, b];
+        const e = T.engine("engine=sim&sim_compile_s=0.2");
+        const load = await T.outcome(e.handle.reload(arg, 60000));
+        return { load, cached: await e.handle.hasModelInCache(arg),
+                 texts: e.reports.map((r) => r.text) };
     """, QUICK_F32)
-    assert [r["name"] for r in result] == ["NetworkError", "NetworkError"]
+    # cache.add() turns any HTTP error into this TypeError; the status is lost.
+    assert result["load"] == {"ok": False, "name": "TypeError", "isError": True,
+                              "message": "Failed to execute 'add' on 'Cache': Request failed"}
+    assert result["cached"] is False
+    assert requested.count(urls[5]) == 1  # no retry
+    assert not any(t.startswith("Loading model") for t in result["texts"])
+    page.unroute(urls[5])
+    again = _run(page, """
+        const e = T.engine("engine=sim&sim_compile_s=0.2");
+        return T.outcome(e.handle.reload(arg, 60000));
+    """, QUICK_F32)
+    assert again == {"ok": True, "value": None}
+    assert requested.count(urls[5]) == 2 and requested.count(urls[2]) == 1
 
 
 def test_no_shader_f16_fails_at_the_shader_phase_after_download(page: Page, site_url: str) -> None:
     _open(page, site_url)
     result = _run(page, """
-        const e = T.engine("engine=sim&sim_mbps=200&sim_compile_s=0.2&sim_gpu=nof16");
+        const e = T.engine("engine=sim&sim_compile_s=0.2&sim_gpu=nof16");
         const f16 = await T.outcome(e.handle.reload(arg.f16, 60000));
         const texts = e.reports.map(r => r.text);
         const cached = await e.handle.hasModelInCache(arg.f16);
@@ -247,6 +300,168 @@ def test_load_errors_are_named_like_webllm(page: Page, site_url: str) -> None:
     assert result["unknown"]["name"] == "ModelNotFoundError"
     assert result["noConfig"]["name"] == "ModelNotFoundError"
     assert result["notLoaded"]["ok"] is False and result["notLoaded"]["isError"]
+
+
+NOT_WASM = [
+    # A captive portal's page served with 200 instead of the library.
+    (list(b"<!DOCTYPE html><html>Sign in to the network</html>"),
+     "WebAssembly.instantiate(): expected magic word 00 61 73 6d, found 3c 21 44 4f @+0"),
+    ([0x00, 0x61, 0x73, 0x6D, 0x02, 0x00, 0x00, 0x00],
+     "WebAssembly.instantiate(): expected version 01 00 00 00, found 02 00 00 00 @+4"),
+    ([0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00, 0x05], None),  # V8's own text
+]
+
+
+@pytest.mark.parametrize(("body", "message"), NOT_WASM, ids=["html", "version", "truncated"])
+def test_a_stored_library_that_is_not_wasm_fails_with_v8s_compile_error(
+        page: Page, site_url: str, body: list[int], message: str | None) -> None:
+    _open(page, site_url)
+    _run(page, """
+        await T.store(arg.model);
+        const lib = T.appConfig(0.01).model_list.find((m) => m.model_id === arg.model).model_lib;
+        await T.put("webllm/wasm", lib, new Response(new Uint8Array(arg.body)));
+    """, {"model": QUICK_F32, "body": body})
+    requested = _watch_requests(page)
+    result = _run(page, """
+        const e = T.engine("engine=sim&sim_compile_s=0.2");
+        const first = await T.outcome(e.handle.reload(arg, 60000));
+        const again = await T.outcome(e.handle.reload(arg, 60000));
+        return { first, again, reports: e.reports.length };
+    """, QUICK_F32)
+    first = result["first"]
+    assert first["ok"] is False and first["isError"] and first["name"] == "CompileError"
+    if message is None:
+        assert first["message"].startswith("WebAssembly.instantiate(): ")
+        assert "magic word" not in first["message"] and "version" not in first["message"]
+    else:
+        assert first["message"] == message
+    # As in WebLLM: the stored entry is used again, without a request; no param phase.
+    assert result["again"] == first
+    assert requested == [] and result["reports"] == 0
+
+
+def test_tokenizer_files_and_model_records_are_read_like_webllm(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    _run(page, "await T.store(arg);", SMART_F32)
+    requested = _watch_requests(page)
+    result = _run(page, """
+        const dir = T.base(arg, 0.01);
+        const configs = await caches.open("webllm/config");
+        const config = await (await configs.match(dir + "mlc-chat-config.json")).json();
+        const useConfig = (files) => T.put("webllm/config", dir + "mlc-chat-config.json",
+          new Response(JSON.stringify({ ...config, tokenizer_files: files })));
+        const e = T.engine("engine=sim&sim_compile_s=0.2");
+        // Without tokenizer.json, WebLLM reads tokenizer.model.
+        await useConfig(["tokenizer.model", "tokenizer_config.json"]);
+        await T.put("webllm/model", dir + "tokenizer.model", new Response("sentencepiece"));
+        const model = await T.outcome(e.handle.reload(arg, 60000));
+        await useConfig(["vocab.json"]);
+        const unsupported = await T.outcome(e.handle.reload(arg, 60000));
+        const noLib = T.appConfig(0.01);
+        noLib.model_list.forEach((m) => { delete m.model_lib; });
+        const bare = T.engine("engine=sim", 0.01, "sim", noLib);
+        return { model, unsupported, noLib: await T.outcome(bare.handle.reload(arg, 60000)) };
+    """, SMART_F32)
+    assert result["model"] == {"ok": True, "value": None}
+    assert result["unsupported"] == {"ok": False, "name": "UnsupportedTokenizerFilesError",
+                                     "message": "Cannot handle tokenizer files vocab.json",
+                                     "isError": True}
+    assert result["noLib"]["name"] == "MissingModelError"
+    assert f'"{SMART_F32}"' in result["noLib"]["message"]
+    assert requested == []
+
+
+def test_a_model_library_on_localhost_is_fetched_every_time_and_never_cached(
+        page: Page, site_url: str) -> None:
+    """WebLLM's own rule (reloadInternal's fetchWasmSource): a model_lib URL containing
+    "localhost" is fetched on every reload and not stored in webllm/wasm."""
+    _open(page, site_url)
+    local = site_url.replace("127.0.0.1", "localhost")
+    _run(page, "await T.store(arg);", QUICK_F32)
+    requested = _watch_requests(page)
+    result = _run(page, """
+        const config = T.appConfig(0.01);
+        const lib = `${arg.local}sim-host/0.01/${arg.model}/resolve/main/model-webgpu.wasm`;
+        config.model_list.forEach((m) => { m.model_lib = lib; });
+        const e = T.engine("engine=sim&sim_compile_s=0.2", 0.01, "sim", config);
+        const loads = [await T.outcome(e.handle.reload(arg.model, 60000)),
+                       await T.outcome(e.handle.reload(arg.model, 60000))];
+        return { loads, lib, stored: await (await caches.open("webllm/wasm")).match(lib) ?? null };
+    """, {"model": QUICK_F32, "local": local})
+    assert result["loads"] == [{"ok": True, "value": None}] * 2
+    assert requested == [result["lib"]] * 2
+    assert result["stored"] is None
+
+
+def test_sim_gpu_reset_loses_the_device_after_n_replies_until_a_reload(
+        page: Page, site_url: str) -> None:
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    _open(page, site_url)
+    result = _run(page, """
+        const search = "engine=sim&sim_compile_s=0.2&sim_tps=0&sim_gpu_reset=1";
+        const hi = [{ role: "user", content: "/echo hi" }];
+        const e = T.engine(search);
+        await e.handle.reload(arg, 60000);
+        const first = await T.outcome(e.handle.chat(hi));
+        const lost = [await T.outcome(e.handle.chat(hi)), await T.outcome(e.handle.chat(hi))];
+        const reload = await T.outcome(e.handle.reload(arg, 60000));
+        // The new device stays: the count is per worker and has passed N.
+        const after = [await T.outcome(e.handle.chat(hi)), await T.outcome(e.handle.chat(hi))];
+        const fresh = T.engine(search);  // a new worker counts from 0
+        await fresh.handle.reload(arg, 60000);
+        const freshReplies = [await T.outcome(fresh.handle.chat(hi)),
+                              await T.outcome(fresh.handle.chat(hi))];
+        return { first, lost, reload, after, freshReplies, alive: e.handle.alive };
+    """, QUICK_F32)
+    not_loaded = {
+        "ok": False, "name": "ModelNotLoadedError", "isError": True,
+        "message": "Model not loaded before trying to complete ChatCompletionRequest. Please "
+                   "ensure you have called MLCEngine.reload(model) to load the model before "
+                   "initiating APIs, or initialize your engine using CreateMLCEngine() with a "
+                   "valid model configuration."}
+    assert result["first"]["ok"] and result["first"]["value"]["content"] == "hi"
+    assert result["lost"] == [not_loaded, not_loaded]
+    assert result["reload"] == {"ok": True, "value": None}
+    assert [r["ok"] and r["value"]["content"] for r in result["after"]] == ["hi", "hi"]
+    assert result["freshReplies"][0]["ok"] and result["freshReplies"][1] == not_loaded
+    assert result["alive"] is True
+    lost_logs = [w for w in warnings if w.startswith("Device was lost.")]
+    assert len(lost_logs) == 2 and "sim_gpu_reset=1" in lost_logs[0]
+
+
+def test_sim_gpu_reset_0_loses_every_loads_device(page: Page, site_url: str) -> None:
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.engine("engine=sim&sim_compile_s=0.2&sim_tps=0&sim_gpu_reset=0");
+        const out = [];
+        for (let i = 0; i < 2; i++) {
+          out.push(await T.outcome(e.handle.reload(arg, 60000)));
+          out.push(await T.outcome(e.handle.chat([{ role: "user", content: "hi" }])));
+        }
+        return out.map((r) => r.ok || r.name);
+    """, QUICK_F32)
+    assert result == [True, "ModelNotLoadedError"] * 2
+
+
+def test_prompt_tokens_count_each_cjk_character_as_one_token(page: Page, site_url: str) -> None:
+    """Stricter than LocalChat's own estimate: one token per Han, Hiragana, Katakana or
+    Hangul character, the other characters (code points) four to a token, rounded up."""
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.engine(arg.search);
+        await e.handle.reload(arg.model, 60000);
+        const chat = (content) => T.outcome(e.handle.chat([{ role: "user", content }]));
+        const mixed = await chat("/echo 世界ひらカタ한글 hello 👋");
+        return { mixed: mixed.value.usage.prompt_tokens,
+                 fits: await chat("世".repeat(4096)), over: await chat("世".repeat(4097)),
+                 latin: (await chat("x".repeat(4096 * 4))).value.usage.prompt_tokens };
+    """, {"search": FAST, "model": SMART_F32})
+    assert result["mixed"] == 8 + math.ceil(len("/echo  hello 👋") / 4)
+    assert result["fits"]["ok"] and result["fits"]["value"]["usage"]["prompt_tokens"] == 4096
+    assert result["over"]["name"] == "ContextWindowSizeExceededError"
+    assert "number of prompt tokens: 4097;" in result["over"]["message"]
+    assert result["latin"] == 4096
 
 
 def test_echo_streams_exact_text_with_usage(page: Page, site_url: str) -> None:
@@ -340,7 +555,7 @@ def test_prompt_beyond_the_context_window_is_refused(page: Page, site_url: str) 
 def test_interrupt_ends_the_reply_with_abort_keeping_the_text(page: Page, site_url: str) -> None:
     _open(page, site_url)
     _run(page, """
-        window.e = T.engine("engine=sim&sim_mbps=200&sim_compile_s=0.2&sim_tps=20");
+        window.e = T.engine("engine=sim&sim_compile_s=0.2&sim_tps=20");
         await e.handle.reload(arg, 60000);
         window.reply = e.handle.chat([{ role: "user", content: "Tell me a story" }],
                                      { onDelta: (t) => e.deltas.push(t) });
@@ -366,29 +581,35 @@ def test_interrupt_ends_the_reply_with_abort_keeping_the_text(page: Page, site_u
 
 def test_unload_during_download_resolves_the_reload(page: Page, site_url: str) -> None:
     _open(page, site_url)
-    _run(page, """
-        window.e = T.engine("engine=sim&sim_mbps=2&sim_compile_s=0.2");
-        window.load = T.outcome(e.handle.reload(arg, 60000));
-    """, SMART_F16)
-    page.wait_for_function("e.reports.some(r => r.text.startsWith('Fetching'))")
+    urls = _run(page, "return T.store(arg, { skip: [1] });", SMART_F16)
+    held = []  # the shard request, never answered: the download is in flight
+    page.route(urls[1], lambda route: held.append(route))
+    with page.context.expect_event("request", lambda r: r.url == urls[1]):
+        _run(page, """
+            window.e = T.engine("engine=sim&sim_compile_s=0.2");
+            window.load = T.outcome(e.handle.reload(arg, 60000));
+        """, SMART_F16)
     result = _run(page, """
         await e.handle.unload();
         return { load: await load, cached: await e.handle.hasModelInCache(arg),
                  chat: await T.outcome(e.handle.chat([{ role: "user", content: "hi" }])),
-                 alive: e.handle.alive };
+                 texts: e.reports.map((r) => r.text), alive: e.handle.alive };
     """, SMART_F16)
     assert result["load"] == {"ok": True, "value": None}
     assert result["cached"] is False
     assert result["chat"]["name"] == "ModelNotLoadedError"
+    assert not any(t.startswith("Loading model") for t in result["texts"])
     assert result["alive"] is True
+    assert len(held) == 1
 
 
 def test_terminate_settles_every_pending_call(page: Page, site_url: str) -> None:
     _open(page, site_url)
     _run(page, """
-        window.loading = T.engine("engine=sim&sim_mbps=1&sim_compile_s=0.2");
+        // A long GPU phase: terminate() must stop it (WebLLM ignores an abort there).
+        window.loading = T.engine("engine=sim&sim_compile_s=60");
         window.load = T.outcome(loading.handle.reload(arg, 0));
-        window.chatting = T.engine("engine=sim&sim_mbps=200&sim_compile_s=0.2&sim_tps=2");
+        window.chatting = T.engine("engine=sim&sim_compile_s=0.2&sim_tps=2");
         await chatting.handle.reload(arg, 60000);
         window.reply = T.outcome(chatting.handle.chat([{ role: "user", content: "hi" }],
                                                       { onDelta: (t) => chatting.deltas.push(t) }));

@@ -4,32 +4,52 @@
 // below, so the page talks to it exactly as to web/workers/engine-worker.js. Opt-in only
 // (`?engine=sim`); it exists so every behaviour can be tested and shown without a GPU.
 //
-// Knobs: the query string of this worker's own URL (the page passes its own), see the
-// "Simulated engine contract" in DESIGN.md: sim_mbps, sim_scale, sim_fail,
-// sim_fail_always, sim_compile_s, sim_tps, sim_gpu; and two more failures (README):
-// sim_quota=MODEL@PERCENT (storage full at that point of the download) and
-// sim_device_lost=MODEL[,…] (the GPU is lost halfway through compiling).
+// Knobs: the query string of this worker's own URL (the page passes its own). It reads
+// exactly these five (see the "Simulated engine contract" in DESIGN.md and README):
+//   sim_compile_s=SECONDS   how long the GPU phase takes (weights to the GPU, then the
+//                           shader compile); default 2
+//   sim_tps=N               reply speed in tokens/s (0 = as fast as possible); default 30
+//   sim_gpu=f16|nof16|low|none   the simulated GPU; default f16
+//   sim_device_lost=MODEL[,…]    the GPU is lost halfway through compiling that model
+//                           (DeviceLostError); MODEL is quick, smart or genius
+//   sim_gpu_reset=N         the GPU device is lost (a GPU reset) once this worker has
+//                           finished N replies; the model is then unloaded inside the
+//                           worker, as WebLLM does after device.lost, and every request
+//                           fails with ModelNotLoadedError until a reload(). The count
+//                           is per worker and not reset by a reload; a reload after the
+//                           loss gets a device that stays. N = 0: every load's device is
+//                           lost right after the load finishes, so no reply succeeds.
+// The download knobs (sim_mbps, sim_scale, sim_fail, sim_fail_always, sim_quota) are not
+// read here: the dev server's simulated model host honours them for LocalChat's own
+// downloader (sim_scale is in the model URLs of the sim appConfig).
 //
-// What is real: model files are fetched over HTTP from the model URL in the appConfig
-// (the dev server's simulated model host, /sim-host/<scale>/<model_id>), and stored in
-// Cache Storage under WebLLM's own cache names and keys ("webllm/config" for
-// mlc-chat-config.json; "webllm/model" for tokenizer.json, tensor-cache.json and the
-// params shards), so WebLLM's hasModelInCache() sees them. Progress texts, error-name
-// prefixes and stream chunks have WebLLM's exact shapes. What is simulated: the download
-// speed (paced to sim_mbps), the GPU upload and shader compile (timed to sim_compile_s),
-// the GPU features (sim_gpu) and the replies (sim_tps). The model library (.wasm) is not
-// fetched.
-// Side effects: Cache Storage writes (the caches above, and "localchat-sim", which
-// remembers that a `sim_fail` failure already happened so it happens only once).
+// What is real: reload() reads the model's files the way WebLLM 0.2.86's reload() does
+// (node_modules/@mlc-ai/web-llm/lib/index.js, MLCEngine.reloadInternal, ArtifactCache,
+// tvm.fetchTensorCache), from WebLLM's caches under WebLLM's keys: "webllm/config"
+// (<base>mlc-chat-config.json), "webllm/wasm" (the record's model_lib, except that, like
+// WebLLM, a model_lib containing "localhost" or not starting with "http" is fetched
+// every time and never cached), "webllm/model" (tokenizer.json or tokenizer.model,
+// tensor-cache.json, the params shards). Each file is looked up with
+// cache.match(new Request(url)) first; a missing one is fetched with cache.add() (a plain
+// network request, no pacing, no retry, no check: one failure fails the load, as in
+// WebLLM). With LocalChat's downloader in front, nothing is missing and reload() sends
+// no request. The model library must be a valid WebAssembly module (else V8's
+// CompileError, as WebLLM's instantiate would throw); it is compiled, never run.
+// Progress texts, error names and stream chunks have WebLLM's exact shapes.
+// What is simulated: the GPU (sim_gpu, sim_device_lost, sim_gpu_reset), the upload of
+// the weights and the shader compile (timed to sim_compile_s), and the replies
+// (deterministic text at sim_tps; the prompt's token count is stricter than LocalChat's
+// own estimate: one token per CJK character, the rest at 4 characters a token).
+// Side effects: Cache Storage reads, and writes by cache.add() of missing files.
 
 import { WebWorkerMLCEngineHandler } from "../vendor/web-llm/index.js";
 
 const MIB = 1024 * 1024;
 const GPU_LABEL = "Simulated GPU (LocalChat simulated engine)";
-const SIM_STATE_CACHE = "localchat-sim";
 const SHADER_MODULES = 96; // how many "shader modules" the compile phase reports
 const LOAD_SHARE = 0.4; // share of sim_compile_s spent "loading weights to the GPU"
-const DOWNLOAD_LANES = 4; // parallel shard downloads, as WebLLM does
+const DOWNLOAD_LANES = 4; // WebLLM's tvm.fetchTensorCache: 4 parallel loops over the shards
+const WASM_MAGIC = [0x00, 0x61, 0x73, 0x6d];
 
 // ---------------------------------------------------------------------------------
 // Knobs
@@ -42,29 +62,15 @@ function readKnobs(search) {
     const value = Number(raw);
     return Number.isFinite(value) && value >= 0 ? value : fallback;
   };
-  const failures = (name) => {
-    const map = new Map(); // catalog key -> percent
-    for (const part of (params.get(name) || "").split(",")) {
-      const [key, percent] = part.trim().split("@");
-      const value = Number(percent);
-      if (key && percent !== undefined && percent.trim() !== "" && Number.isFinite(value)) {
-        map.set(key.trim().toLowerCase(), Math.min(100, Math.max(0, value)));
-      }
-    }
-    return map;
-  };
   const gpu = (params.get("sim_gpu") || "f16").toLowerCase();
+  const reset = number("sim_gpu_reset", null);
   return {
-    mbps: number("sim_mbps", 50),
-    scale: number("sim_scale", 1), // informational: the model URLs carry the scale
     compileSeconds: number("sim_compile_s", 2),
     tps: number("sim_tps", 30),
     gpu: ["f16", "nof16", "low", "none"].includes(gpu) ? gpu : "f16",
-    fail: failures("sim_fail"),
-    failAlways: failures("sim_fail_always"),
-    quotaAt: failures("sim_quota"),
     deviceLost: new Set((params.get("sim_device_lost") || "").split(",")
       .map((key) => key.trim().toLowerCase()).filter(Boolean)),
+    gpuResetAfter: Number.isInteger(reset) ? reset : null, // null: never
   };
 }
 
@@ -86,35 +92,14 @@ function namedError(name, message) {
   return error;
 }
 
-function abortError() {
-  return new DOMException("The simulated download was aborted.", "AbortError");
-}
-
-function sleep(ms, signal) {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(abortError());
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, Math.max(0, ms));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError());
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+function sleep(ms) {
+  return new Promise((resolve) => { setTimeout(resolve, Math.max(0, ms)); });
 }
 
 /** Sleep until `due` (a performance.now() time); skips tiny waits to spare timers. */
-function sleepUntil(due, signal, slackMs = 0) {
+function sleepUntil(due, slackMs = 0) {
   const wait = due - performance.now();
-  if (wait <= slackMs) {
-    return signal?.aborted ? Promise.reject(abortError()) : Promise.resolve();
-  }
-  return sleep(wait, signal);
+  return wait <= slackMs ? Promise.resolve() : sleep(wait);
 }
 
 /** WebLLM's cleanModelUrl: the model folder URL ending in /resolve/main/. */
@@ -124,8 +109,9 @@ function modelBaseUrl(model) {
   return new URL(url, self.location.origin).href;
 }
 
-// The Cache API backend as WebLLM uses it: one cache per scope, keyed by full URL,
-// filled with cache.add() (fetch + put) unless the URL is already there.
+// WebLLM's ArtifactCache (the Cache API backend): one cache per scope, keyed by full
+// URL; a file is looked up first and fetched with cache.add() (fetch + put, any 2xx
+// stored as it is) only when it is not there.
 async function addToCache(scope, url, signal) {
   const cache = await caches.open(scope);
   const request = new Request(url, signal ? { signal } : undefined);
@@ -144,28 +130,69 @@ async function fetchWithCache(scope, url, type, signal) {
 
 async function hasAllKeys(scope, urls) {
   const cache = await caches.open(scope);
-  const keys = new Set((await cache.keys()).map((request) => request.url));
-  return urls.every((url) => keys.has(url));
+  try {
+    const keys = new Set((await cache.keys()).map((request) => request.url));
+    return urls.every((url) => keys.has(url));
+  } catch {
+    return false;
+  }
 }
 
-function failMarkerUrl(key, percent) {
-  return new URL(`/__localchat_sim__/failed/${encodeURIComponent(key)}@${percent}`,
-    self.location.origin).href;
+/** The model library's bytes, fetched as WebLLM's reloadInternal does (fetchWasmSource). */
+async function fetchWasmSource(wasmUrl, signal) {
+  if (wasmUrl.includes("localhost")) {
+    // WebLLM: "do not cache wasm on local host as we might update code frequently".
+    return (await fetch(wasmUrl)).arrayBuffer();
+  }
+  if (!wasmUrl.startsWith("http")) {
+    return (await fetch(new URL(wasmUrl, self.location.origin).href)).arrayBuffer();
+  }
+  return fetchWithCache("webllm/wasm", wasmUrl, "arraybuffer", signal);
 }
 
-/** Shares one download rate between the parallel lanes (bytes/ms; 0 = unlimited). */
-class Pacer {
-  constructor(mbps) {
-    this.bytesPerMs = mbps > 0 ? (mbps * MIB) / 1000 : 0;
-    this.start = performance.now();
-    this.bytes = 0;
-  }
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
 
-  take(bytes, signal) {
-    if (!this.bytesPerMs) return signal?.aborted ? Promise.reject(abortError()) : undefined;
-    this.bytes += bytes;
-    return sleepUntil(this.start + this.bytes / this.bytesPerMs, signal, 8);
+/**
+ * "Instantiate" the model library as WebLLM's tvm.instantiate would, without running
+ * it: a wrong magic word or an invalid module throws V8's CompileError (name
+ * "CompileError", message "WebAssembly.instantiate(): …").
+ */
+async function checkModelLibrary(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.length >= 4 && WASM_MAGIC.some((b, i) => bytes[i] !== b)) {
+    throw new WebAssembly.CompileError("WebAssembly.instantiate(): expected magic word " +
+      `${hex(WASM_MAGIC)}, found ${hex(bytes.subarray(0, 4))} @+0`);
   }
+  if (WebAssembly.validate(bytes)) return;
+  let message = "WebAssembly.instantiate(): invalid module";
+  try {
+    await WebAssembly.compile(bytes);
+  } catch (err) {
+    // V8's own text for what is wrong, with the prefix instantiate() would give.
+    if (err && typeof err.message === "string") {
+      message = err.message.replace(/^WebAssembly\.compile\(\)/, "WebAssembly.instantiate()");
+    }
+  }
+  throw new WebAssembly.CompileError(message);
+}
+
+// CJK characters (one token each in a real tokenizer; about 4 other characters make one).
+const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
+
+/**
+ * The prompt's token count: every CJK character (Han, Hiragana, Katakana, Hangul) is one
+ * token, the other characters (code points) four to a token, rounded up; at least 1.
+ */
+function countPromptTokens(texts) {
+  let cjk = 0;
+  let other = 0;
+  for (const text of texts) {
+    for (const char of text) {
+      if (CJK.test(char)) cjk += 1;
+      else other += 1;
+    }
+  }
+  return Math.max(1, cjk + Math.ceil(other / 4));
 }
 
 // ---------------------------------------------------------------------------------
@@ -241,6 +268,8 @@ class SimEngine {
     this.message = "";
     this.stats = { prefillTokens: 0, prefillTime: 0, decodeTokens: 0, decodeTime: 0 };
     this.lock = Promise.resolve();
+    this.finishedReplies = 0; // replies finished in this worker (sim_gpu_reset)
+    this.gpuResetDone = false;
   }
 
   // --- setters and getters the handler calls -------------------------------------
@@ -308,12 +337,13 @@ class SimEngine {
     return record;
   }
 
+  /** WebLLM's reloadInternal, in its order, with the GPU work simulated. */
   async loadModel(modelId, chatOpts, signal) {
     const reloadStart = performance.now();
     const record = this.findRecord(modelId);
     if (this.appConfig.cacheBackend && this.appConfig.cacheBackend !== "cache") {
       throw namedError("EngineError",
-        `The simulated engine stores models with the Cache API only, not "${this.appConfig.cacheBackend}".`);
+        `The simulated engine reads models with the Cache API only, not "${this.appConfig.cacheBackend}".`);
     }
     const base = modelBaseUrl(record.model);
     const chatConfigUrl = new URL("mlc-chat-config.json", base).href;
@@ -323,6 +353,14 @@ class SimEngine {
       ...(record.overrides || {}),
       ...(chatOpts || {}),
     };
+    if (record.model_lib === undefined) {
+      throw namedError("MissingModelError", `Missing \`model_lib\` for the model with ID ` +
+        `"${modelId}". Please ensure that \`model_lib\` is provided in \`model_list\` for ` +
+        "each model. This URL is essential for downloading the WASM library necessary to " +
+        "run the model.");
+    }
+    await checkModelLibrary(await fetchWasmSource(record.model_lib, signal));
+
     const gpu = this.knobs.gpu;
     if (gpu === "none") {
       throw namedError("WebGPUNotAvailableError",
@@ -333,8 +371,8 @@ class SimEngine {
     if (gpu === "nof16" && (record.required_features || []).includes("shader-f16")) {
       throw this.shaderF16Error();
     }
-    await fetchWithCache("webllm/model", new URL("tokenizer.json", base).href, "arraybuffer", signal);
-    await this.fetchParams(modelId, base, signal);
+    await this.loadTokenizer(base, config);
+    await this.fetchParams(base, signal);
 
     // From here on the work is "on the GPU": an abort is ignored, as in WebLLM.
     if (gpu === "nof16" && needsF16) throw this.shaderF16Error();
@@ -342,6 +380,7 @@ class SimEngine {
     this.loaded = { modelId, config };
     this.message = "";
     this.report(1, (performance.now() - reloadStart) / 1000, "Finish loading on WebGPU - " + GPU_LABEL);
+    if (this.knobs.gpuResetAfter === 0) this.loseDevice();
   }
 
   shaderF16Error() {
@@ -350,23 +389,25 @@ class SimEngine {
       "(simulated: sim_gpu=nof16). Use the q4f32 variant of the model.");
   }
 
-  /** Failure planned for this attempt: {percent, once, marker} or null. */
-  async plannedFailure(modelId) {
-    const key = catalogKey(modelId);
-    if (key === null) return null;
-    if (this.knobs.failAlways.has(key)) {
-      return { percent: this.knobs.failAlways.get(key), once: false, marker: null };
+  /** WebLLM's asyncLoadTokenizer: tokenizer.json, else tokenizer.model (no abort signal). */
+  async loadTokenizer(base, config) {
+    const files = Array.isArray(config.tokenizer_files) ? config.tokenizer_files : [];
+    for (const name of ["tokenizer.json", "tokenizer.model"]) {
+      if (files.includes(name)) {
+        await fetchWithCache("webllm/model", new URL(name, base).href, "arraybuffer");
+        return;
+      }
     }
-    if (!this.knobs.fail.has(key)) return null;
-    const percent = this.knobs.fail.get(key);
-    const marker = failMarkerUrl(key, percent);
-    const state = await caches.open(SIM_STATE_CACHE);
-    if ((await state.match(marker)) !== undefined) return null; // it already failed once
-    return { percent, once: true, marker };
+    throw namedError("UnsupportedTokenizerFilesError",
+      `Cannot handle tokenizer files ${config.tokenizer_files}`);
   }
 
-  /** Download the params shards into "webllm/model", then "load them to the GPU". */
-  async fetchParams(modelId, base, signal) {
+  /**
+   * tvm.fetchTensorCache: tensor-cache.json, then (unless every shard is cached) the
+   * missing shards with cache.add() in WebLLM's 4 loops, one report per shard, then
+   * "load them to the GPU".
+   */
+  async fetchParams(base, signal) {
     const tensorCacheUrl = new URL("tensor-cache.json", base).href;
     const list = (await fetchWithCache("webllm/model", tensorCacheUrl, "json", signal)).records;
     const urls = list.map((shard) => new URL(shard.dataPath, base).href);
@@ -375,6 +416,7 @@ class SimEngine {
     let fetchedBytes = 0;
     let fetchedShards = 0;
     let timeElapsed = 0;
+    const cacheOnly = await hasAllKeys("webllm/model", urls);
     const report = (iter, loading) => {
       const mb = Math.ceil(fetchedBytes / MIB).toString();
       const percent = Math.floor((fetchedBytes * 100) / totalBytes).toString();
@@ -386,56 +428,25 @@ class SimEngine {
           "first visit this page to populate the cache. Later refreshes will become faster.";
       this.report(fetchedBytes / totalBytes, timeElapsed, text);
     };
-    this.report(0, 0, "Start to fetch params");
+    this.report(fetchedBytes / totalBytes, 0, "Start to fetch params");
 
-    if (!(await hasAllKeys("webllm/model", urls))) {
-      const failure = await this.plannedFailure(modelId);
-      const failAtBytes = failure ? (totalBytes * failure.percent) / 100 : Infinity;
-      const lanes = new AbortController(); // stops the other lanes when one fails
-      const laneSignal = AbortSignal.any([signal, lanes.signal]);
-      const pacer = new Pacer(this.knobs.mbps);
-      const cache = await caches.open("webllm/model");
-      const key = catalogKey(modelId);
-      const quotaAtBytes = this.knobs.quotaAt.has(key)
-        ? (totalBytes * this.knobs.quotaAt.get(key)) / 100 : Infinity;
-      const checkFailure = async (shard) => {
-        if (fetchedBytes >= quotaAtBytes) {
-          throw namedError("QuotaExceededError",
-            "Failed to execute 'add' on 'Cache': Quota exceeded. (simulated: sim_quota)");
-        }
-        if (!failure || fetchedBytes < failAtBytes) return;
-        if (failure.once) {
-          const state = await caches.open(SIM_STATE_CACHE);
-          await state.put(failure.marker, new Response(`failed at ${failure.percent}%`));
-        }
-        throw namedError("NetworkError",
-          `Failed to fetch ${shard.dataPath} of ${modelId}: the connection dropped at ` +
-          `${failure.percent}% of the download (simulated).`);
-      };
+    if (!cacheOnly) {
+      // As in WebLLM, a failed lane fails the load while the other lanes carry on.
       const downloadRange = async (start, end) => {
         for (let i = start; i < end; i++) {
-          const shard = list[i];
-          if ((await cache.match(urls[i])) === undefined) {
-            await checkFailure(shard);
-            await this.downloadShard(cache, urls[i], shard, modelId, laneSignal, pacer,
-              () => checkFailure(shard));
-          }
+          await addToCache("webllm/model", urls[i], signal);
           timeElapsed = Math.ceil((performance.now() - tstart) / 1000);
-          fetchedBytes += shard.nbytes;
+          fetchedBytes += list[i].nbytes;
           report(++fetchedShards, false);
         }
       };
       const size = Math.floor(list.length / DOWNLOAD_LANES);
-      const ranges = [];
+      const lanes = [];
       for (let lane = 0; lane < DOWNLOAD_LANES; lane++) {
-        ranges.push([lane * size, lane === DOWNLOAD_LANES - 1 ? list.length : (lane + 1) * size]);
+        const end = lane === DOWNLOAD_LANES - 1 ? list.length : (lane + 1) * size;
+        lanes.push(downloadRange(lane * size, end));
       }
-      try {
-        await Promise.all(ranges.map(([start, end]) => downloadRange(start, end)));
-      } catch (err) {
-        lanes.abort();
-        throw err;
-      }
+      await Promise.all(lanes);
     }
 
     // Loading to the GPU: not abortable, paced over this phase's share of sim_compile_s.
@@ -445,51 +456,14 @@ class SimEngine {
     const loadStart = performance.now();
     const perShardMs = (this.knobs.compileSeconds * 1000 * LOAD_SHARE) / Math.max(1, list.length);
     for (let i = 0; i < list.length; i++) {
-      if ((await cache.match(urls[i])) === undefined) throw new Error("Cannot fetch " + urls[i]);
-      await sleepUntil(loadStart + (i + 1) * perShardMs, undefined, 1);
+      if ((await cache.match(new Request(urls[i]))) === undefined) {
+        throw new Error("Cannot fetch " + urls[i]);
+      }
+      await sleepUntil(loadStart + (i + 1) * perShardMs, 1);
       fetchedBytes += list[i].nbytes;
       timeElapsed = Math.ceil((performance.now() - tstart) / 1000);
       report(++fetchedShards, true);
     }
-  }
-
-  /** Fetch one shard at the paced rate and store it as one complete cache entry. */
-  async downloadShard(cache, url, shard, modelId, signal, pacer, checkFailure) {
-    const networkError = (why) => namedError("NetworkError",
-      `Failed to fetch ${shard.dataPath} of ${modelId}: ${why} (simulated).`);
-    let response;
-    try {
-      response = await fetch(url, { signal, cache: "no-store" });
-    } catch (err) {
-      if (err && err.name === "AbortError") throw err;
-      throw networkError(String((err && err.message) || err));
-    }
-    if (!response.ok) {
-      throw networkError(`HTTP ${response.status} ${response.statusText}`.trim());
-    }
-    const reader = response.body.getReader();
-    const chunks = [];
-    try {
-      for (;;) {
-        let step;
-        try {
-          step = await reader.read();
-        } catch (err) {
-          if (err && err.name === "AbortError") throw err;
-          throw networkError(String((err && err.message) || err));
-        }
-        if (step.done) break;
-        chunks.push(step.value);
-        await checkFailure();
-        await pacer.take(step.value.byteLength, signal);
-      }
-    } catch (err) {
-      reader.cancel().catch(() => {});
-      throw err;
-    }
-    if (signal.aborted) throw abortError();
-    const headers = { "Content-Type": response.headers.get("Content-Type") || "application/octet-stream" };
-    await cache.put(new Request(url), new Response(new Blob(chunks), { status: 200, headers }));
   }
 
   /** The shader phase: reports at most once a second, and always the last one. */
@@ -498,7 +472,7 @@ class SimEngine {
     const totalMs = this.knobs.compileSeconds * 1000 * (1 - LOAD_SHARE);
     let lastReport = tstart;
     for (let k = 1; k <= SHADER_MODULES; k++) {
-      await sleepUntil(tstart + (k * totalMs) / SHADER_MODULES, undefined, 1);
+      await sleepUntil(tstart + (k * totalMs) / SHADER_MODULES, 1);
       if (k === SHADER_MODULES / 2 && this.knobs.deviceLost.has(key)) {
         throw namedError("DeviceLostError", "The GPU device was lost while compiling " +
           "shader modules (simulated: sim_device_lost).");
@@ -514,6 +488,32 @@ class SimEngine {
     }
   }
 
+  // --- the GPU reset (sim_gpu_reset) ------------------------------------------------
+
+  /** A reply finished: count it, and lose the device once the count reaches N. */
+  replyFinished() {
+    this.finishedReplies += 1;
+    const after = this.knobs.gpuResetAfter;
+    if (after !== null && !this.gpuResetDone && this.finishedReplies >= after) {
+      this.gpuResetDone = true;
+      this.loseDevice();
+    }
+  }
+
+  /**
+   * What WebLLM's device.lost handler does (MLCEngine.reloadInternal): log, then
+   * unload() inside the worker. The handler still believes the model is loaded, so
+   * every later request fails with ModelNotLoadedError until a reload().
+   */
+  loseDevice() {
+    if (this.loaded === null) return;
+    console.warn("Device was lost. This can happen due to insufficient memory or other GPU " +
+      "constraints. Detailed error: [object GPUDeviceLostInfo] (simulated: sim_gpu_reset=" +
+      `${this.knobs.gpuResetAfter}). Please try to reload WebLLM with a less ` +
+      "resource-intensive model.");
+    this.unload();
+  }
+
   // --- chatting -----------------------------------------------------------------
 
   /** The loaded model's id, or a WebLLM-style error. */
@@ -521,7 +521,8 @@ class SimEngine {
     if (this.loaded === null) {
       throw namedError("ModelNotLoadedError",
         `Model not loaded before trying to complete ${requestName}. Please ensure you have ` +
-        "called MLCEngine.reload(model) to load the model before initiating APIs.");
+        "called MLCEngine.reload(model) to load the model before initiating APIs, or " +
+        "initialize your engine using CreateMLCEngine() with a valid model configuration.");
     }
     if (requestedModel && requestedModel !== this.loaded.modelId) {
       throw namedError("SpecifiedModelNotFoundError",
@@ -551,8 +552,7 @@ class SimEngine {
       this.message = "";
       const loaded = this.loaded;
       const messages = Array.isArray(request.messages) ? request.messages : [];
-      const chars = messages.reduce((sum, m) => sum + contentText(m && m.content).length, 0);
-      const promptTokens = Math.max(1, Math.ceil(chars / 4));
+      const promptTokens = countPromptTokens(messages.map((m) => contentText(m && m.content)));
       const contextWindow = Number(loaded?.config?.context_window_size);
       if (contextWindow > 0 && promptTokens > contextWindow) {
         throw namedError("ContextWindowSizeExceededError",
@@ -576,7 +576,7 @@ class SimEngine {
             finishReason = "abort";
             break;
           }
-          if (tps > 0) await sleepUntil(decodeStart + (count * 1000) / tps, undefined, 1);
+          if (tps > 0) await sleepUntil(decodeStart + (count * 1000) / tps, 1);
           if (this.loaded !== loaded) {
             finishReason = "abort"; // unloaded while answering
             break;
@@ -606,6 +606,8 @@ class SimEngine {
           latencyBreakdown: undefined,
         },
       };
+      // The reply is complete: a GPU reset due now (sim_gpu_reset) comes after it.
+      if (loaded !== null && this.loaded === loaded) this.replyFinished();
       yield { finishReason, usage };
     } finally {
       release();
