@@ -2,6 +2,8 @@
 
 Read by tests/e2e/conftest.py and bench/*.py. Playwright's own browser download is never
 used: the system Chromium (Debian's `chromium`, or $CHROMIUM) is driven directly.
+`standin_launch_args(port)` is the browser for the HTTPS stand-in model host
+(tools/modelhost.py): huggingface.co and raw.githubusercontent.com lead to it.
 """
 
 from __future__ import annotations
@@ -49,4 +51,26 @@ def chromium_path() -> str:
 
 def launch_args() -> dict[str, object]:
     return {"executable_path": chromium_path(), "args": BASE_ARGS + HERMETIC_ARGS,
+            "headless": True}
+
+
+# The real model hosts, as the stand-in answers for them.
+STANDIN_HOSTS = ("huggingface.co", "raw.githubusercontent.com")
+
+
+def standin_launch_args(port: int) -> dict[str, object]:
+    """The normal launch args, but the model hosts resolve to the stand-in on 127.0.0.1:port
+    (still hermetic otherwise) and its self-signed certificate is accepted: only in this
+    browser.
+
+    Local Network Access checks are off here: the real hosts are public addresses, so the
+    checks never apply to the real download path, but with the stand-in on loopback they
+    block every request from a document Chromium counts as public (any page a test serves
+    with `page.route(...).fulfill`: "Permission was denied for this request to access the
+    `loopback` address space")."""
+    rules = ", ".join([*(f"MAP {host} 127.0.0.1:{port}" for host in STANDIN_HOSTS),
+                       "MAP * ~NOTFOUND", "EXCLUDE localhost", "EXCLUDE 127.0.0.1"])
+    return {"executable_path": chromium_path(),
+            "args": [*BASE_ARGS, f"--host-resolver-rules={rules}", "--ignore-certificate-errors",
+                     "--disable-features=LocalNetworkAccessChecks"],
             "headless": True}

@@ -1000,6 +1000,9 @@ class ModelHost:
     # -- one request ----------------------------------------------------------------------
     def respond(self, handler: BaseHTTPRequestHandler) -> None:
         try:
+            # Headers and body go out in separate writes: without this, Nagle's algorithm
+            # and the client's delayed ACK hold each response ~40 ms on a kept-alive socket.
+            handler.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if handler.command == "OPTIONS":
                 self._preflight(handler)
             elif handler.command in ("GET", "HEAD"):
