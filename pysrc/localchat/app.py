@@ -189,10 +189,17 @@ class App:
         if self.models is None:
             return
         label = self.models.spec(key).label
-        confirmed = await self.page.confirm(
-            f"Cancel the {label} download?",
-            "The parts already downloaded are kept, so starting again later resumes.",
-            "Cancel download")
+        item = self.models.item(key)
+        if item is not None and item.state is DownloadState.COMPILING:
+            confirmed = await self.page.confirm(
+                f"Stop starting {label}?",
+                f"Its files stay on this device. It starts again when you send a message in "
+                f"a chat that uses {label}.", "Stop starting")
+        else:
+            confirmed = await self.page.confirm(
+                f"Cancel the {label} download?",
+                "The files already downloaded are kept, so Resume continues from there.",
+                "Cancel download")
         if confirmed:
             self.models.cancel(key)
 

@@ -45,6 +45,7 @@ def test_first_visit_offers_one_download_of_smart_then_chats(page: Page, site_ur
 
 
 def test_states_progress_and_the_queue_run_one_at_a_time(page: Page, site_url: str) -> None:
+    count_workers(page)
     chat = ChatPage(page, site_url).open(query=SLOW)
     models = Models(page)
     models.open_manager()
@@ -58,17 +59,19 @@ def test_states_progress_and_the_queue_run_one_at_a_time(page: Page, site_url: s
     expect(detail).to_contain_text(re.compile(r"\d+% · [\d.]+ (KB|MB) of [\d.]+ MB · "))
     expect(detail).to_contain_text(re.compile(r"(left|estimating…)"))
     expect(detail).to_contain_text(re.compile(r"(about \d+ s left|a few seconds left)"))
-    models.wait_state("Quick", "Compiling")
     models.wait_state("Quick", "Ready")
-    # Quick finished while the chat asks for Smart: it is just Ready, nothing switched.
+    # Quick finished while the chat asks for Smart: it is just Ready, nothing switched,
+    # and it never went onto the GPU (no engine worker was ever started).
     expect(models.selector).to_have_text(re.compile(r"^Model: Smart"))
     models.wait_state("Genius", "Downloading")
     expect(models.state("Quick")).to_have_text("Ready")
+    assert page.evaluate("window.__workers.made") == 0
     assert chat.stored("conversations") == []
 
 
 def test_choosing_a_model_is_per_conversation_and_switches_when_ready(
         page: Page, site_url: str) -> None:
+    count_workers(page)
     chat = ChatPage(page, site_url).open(query=SIM.replace("sim_mbps=200", "sim_mbps=2"))
     models = Models(page)
     chat.seed([conversation_record("a" * 32, "Other chat", 1_000, model="smart")], [])
@@ -102,9 +105,14 @@ def test_choosing_a_model_is_per_conversation_and_switches_when_ready(
     assert sorted(m["model"] for m in messages) == sorted(
         [MODEL_IDS["smart"], MODEL_IDS["smart"], MODEL_IDS["quick"]])
 
-    # The other conversation still uses Smart.
+    # One model in GPU memory at any time: Smart's engine was gone before Quick's started.
+    assert page.evaluate("window.__workers.most") == 1
+
+    # The other conversation still uses Smart: opening it starts Smart again (stored).
     chat.sidebar_links.filter(has_text="Other chat").click()
     expect(models.selector).to_have_text(re.compile(r"^Model: Smart"))
+    expect(models.selector).to_have_text("Model: Smart (simulated)")
+    assert page.evaluate("window.__workers.most") == 1
 
 
 def test_auto_switch_only_when_still_wanted(page: Page, site_url: str) -> None:
@@ -138,13 +146,14 @@ def test_cancel_asks_first_and_download_again_resumes(page: Page, site_url: str)
     models.row("Smart").get_by_role("button", name="Cancel").click()
     dialog.get_by_role("button", name="Cancel download").click()
     models.wait_state("Smart", "Canceled")
-    expect(models.row("Smart")).to_contain_text("starting again resumes")
+    expect(models.row("Smart")).to_contain_text(
+        re.compile(r"Canceled\. [\d.]+ (KB|MB) of [\d.]+ MB kept; Resume continues from there\."))
     fetched_before = set(shards)
     assert fetched_before
 
     page.evaluate("""() => { const u = new URL(location.href);
         u.searchParams.set("sim_mbps", "200"); history.replaceState(null, "", u); }""")
-    models.row("Smart").get_by_role("button", name="Download").click()
+    models.row("Smart").get_by_role("button", name="Resume").click()
     models.wait_state("Smart", "Ready")
     # Only shards not stored before are fetched again (a shard cut mid-way may repeat).
     again = [u for u in shards[len(fetched_before):] if u in fetched_before]
@@ -162,8 +171,10 @@ def test_failure_is_inline_with_retry_and_automatic_retries_are_shown(
                                                  timeout=40_000)
     models.wait_state("Genius", "Failed", timeout=60_000)
     row = models.row("Genius")
-    expect(row.get_by_role("alert")).to_contain_text("Can't reach the model host")
+    expect(row.get_by_role("alert")).to_contain_text(
+        "The connection to the model host keeps breaking.")
     expect(row.get_by_role("button", name="Retry")).to_be_visible()
+    expect(row.get_by_role("button", name="Remove files")).to_be_visible()  # 30 % is kept
     row.get_by_role("button", name="Retry").click()
     expect(models.state("Genius")).to_have_text(re.compile("Downloading|Queued"))
 
@@ -252,20 +263,26 @@ def test_not_enough_space_fails_at_once_with_sizes(page: Page, site_url: str) ->
         re.compile(r"Needs \d+ MB, 1 MB available\."))
 
 
-def test_ready_models_can_be_deleted_and_storage_is_shown(page: Page, site_url: str) -> None:
+def test_ready_models_files_can_be_removed_and_storage_is_shown(page: Page, site_url: str) -> None:
     ChatPage(page, site_url).open(query=SIM)
     models = Models(page)
     models.open_manager()
     expect(models.manager).to_contain_text(re.compile(r"LocalChat uses .+ of the .+ this browser"))
     models.row("Quick").get_by_role("button", name="Download").click()
     models.wait_state("Quick", "Ready")
-    models.row("Quick").get_by_role("button", name="Delete").click()
+    models.row("Quick").get_by_role("button", name="Remove files").click()
     dialog = page.get_by_role("alertdialog")
-    expect(dialog).to_have_accessible_name("Delete Quick from this device?")
-    dialog.get_by_role("button", name="Delete model").click()
+    expect(dialog).to_have_accessible_name("Remove Quick's files from this device?")
+    expect(dialog).to_contain_text(re.compile(r"This frees [\d.]+ MB\."))
+    dialog.get_by_role("button", name="Remove files").click()
     expect(models.state("Quick")).to_have_text("Not downloaded")
-    cached = page.evaluate("caches.open('webllm/model').then(c => c.keys())"
-                           ".then(ks => ks.map(r => r.url).filter(u => u.includes('1B-Instruct')))")
+    cached = page.evaluate("""async () => {
+        const urls = [];
+        for (const name of ["webllm/config", "webllm/wasm", "webllm/model"]) {
+            for (const r of await (await caches.open(name)).keys()) urls.push(r.url);
+        }
+        return urls.filter(u => u.includes('1B-Instruct'));
+    }""")
     assert cached == []
 
 
@@ -308,9 +325,9 @@ def test_rapid_switching_ends_consistent(page: Page, site_url: str) -> None:
                 if (b) b.click();
                 return Boolean(b);
             }""")
-            if clicked:
+            if clicked:  # a download, or a start (its files complete)
                 page.get_by_role("alertdialog").get_by_role(
-                    "button", name="Cancel download").click()
+                    "button", name=re.compile("^(Cancel download|Stop starting)$")).click()
                 continue
         models.choose(rng.choice(["Quick", "Smart", "Genius"]))
     final = rng.choice(["Quick", "Smart"])
@@ -319,9 +336,11 @@ def test_rapid_switching_ends_consistent(page: Page, site_url: str) -> None:
     busy = ".download-row:is(.state-downloading, .state-compiling, .state-queued)"
     page.wait_for_function(f"() => !document.querySelector('{busy}')",
                            polling=200, timeout=60_000)
-    # One engine worker is left (the chat engine); no download ran twice for a shard
-    # beyond the ones cut by a cancel.
+    # One engine worker is left (the chat engine: one model in GPU memory), there never
+    # were two at once, and no download ran twice for a shard beyond the ones cut by a
+    # cancel.
     page.wait_for_function("window.__workers.live === 1", polling=200, timeout=20_000)
+    assert page.evaluate("window.__workers.most") == 1
     chat.send("/echo still consistent")
     reply = chat.wait_for_reply_done()
     expect(reply.locator(".meta")).to_contain_text(f"{final} (simulated)")
@@ -329,23 +348,28 @@ def test_rapid_switching_ends_consistent(page: Page, site_url: str) -> None:
     assert total - len(set(shards)) <= 4 * 20
 
 
-def test_cancel_works_while_compiling(page: Page, site_url: str) -> None:
+def test_cancel_works_while_starting(page: Page, site_url: str) -> None:
     count_workers(page)
-    ChatPage(page, site_url).open(query=SLOW.replace("sim_mbps=0.5", "sim_mbps=200")
-                                  .replace("sim_compile_s=2", "sim_compile_s=8"))
+    shards = record_shards(page)
+    chat = ChatPage(page, site_url).open(query=SLOW.replace("sim_mbps=0.5", "sim_mbps=200")
+                                         .replace("sim_compile_s=2", "sim_compile_s=8"))
     models = Models(page)
-    models.open_manager()
-    models.row("Quick").get_by_role("button", name="Download").click()
+    models.choose("Quick")  # wanted now: once downloaded it goes onto the GPU
     models.wait_state("Quick", "Compiling")
+    expect(models.selector).to_have_text(re.compile(r"^Model: Quick \(simulated\) \(starting"))
     models.row("Quick").get_by_role("button", name="Cancel").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Cancel download").click()
-    models.wait_state("Quick", "Canceled")
-    # The loader worker is gone (terminated mid-compile), nothing else is running.
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_have_accessible_name("Stop starting Quick?")
+    dialog.get_by_role("button", name="Stop starting").click()
+    # Its files are complete: it is Ready, and the engine worker is gone (terminated
+    # mid-start), so nothing holds GPU memory.
+    models.wait_state("Quick", "Ready")
     page.wait_for_function("window.__workers.live === 0", polling=100, timeout=10_000)
-    # Starting again only compiles: the files are all stored.
-    models.row("Quick").get_by_role("button", name="Download").click()
-    expect(models.state("Quick")).to_have_text(re.compile("Queued|Compiling"))
-    expect(models.row("Quick")).not_to_contain_text("Downloading")
+    fetched = len(shards)
+    # A message in the chat starts it again, from the stored files only.
+    chat.send("/echo again")
+    expect(chat.wait_for_reply_done(timeout=30_000).locator(".bubble")).to_have_text("again")
+    assert len(shards) == fetched
 
 
 def test_two_requests_share_one_download(page: Page, site_url: str) -> None:
@@ -423,11 +447,41 @@ def test_gpu_lost_while_compiling_fails_clearly_and_chat_goes_on(
     chat.wait_for_reply_done()
     models.choose("Genius")
     models.wait_state("Genius", "Failed")  # after Downloading and part of Compiling
-    expect(models.row("Genius").get_by_role("alert")).to_contain_text(
-        "The GPU stopped while loading the model.")
+    alert = models.row("Genius").get_by_role("alert")
+    expect(alert).to_contain_text("Genius couldn't start.")
+    expect(alert).to_contain_text("needs about 5 GB of GPU memory")
+    expect(models.row("Genius").get_by_role("button", name="Remove files")).to_be_visible()
     # The loaded model (Smart) keeps answering; the chat asks for Genius still.
     chat.send("/echo after")
     reply = chat.wait_for_reply_done()
     expect(reply.locator(".bubble")).to_have_text("after")
     expect(reply.locator(".meta")).to_contain_text("Smart (simulated)")
-    expect(models.selector).to_have_text("Model: Genius (simulated) (download failed)")
+    expect(models.selector).to_have_text("Model: Genius (simulated) (couldn't start)")
+
+
+def test_a_gpu_reset_reloads_the_model_by_itself_and_the_reply_comes(
+        page: Page, site_url: str) -> None:
+    shards = record_shards(page)
+    count_workers(page)
+    chat = ChatPage(page, site_url).open(query=SIM + "&sim_gpu_reset=1")
+    chat.send("/echo one")
+    expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("one")
+    fetched = len(shards)
+    chat.send("/echo two")  # the GPU was reset after the first reply
+    reply = chat.wait_for_reply_done()
+    expect(reply.locator(".bubble")).to_have_text("two")
+    expect(reply.get_by_role("alert")).to_have_count(0)
+    assert len(shards) == fetched  # loaded again from the stored files
+    assert page.evaluate("[window.__workers.made, window.__workers.live]") == [2, 1]
+    stored = sorted((m for m in chat.stored("messages") if m["role"] == "assistant"),
+                    key=lambda m: m["createdAt"])
+    assert [m["content"] for m in stored] == ["one", "two"]
+
+
+def test_a_gpu_that_keeps_resetting_is_explained(page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SIM + "&sim_gpu_reset=0")
+    chat.send("/echo hi")
+    reply = chat.wait_for_reply_done()
+    alert = reply.get_by_role("alert")
+    expect(alert).to_contain_text("The model stopped working twice in a row.")
+    expect(alert).not_to_contain_text("ModelNotLoadedError")

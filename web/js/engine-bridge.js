@@ -148,9 +148,18 @@ async function runProbe(search) {
     if (typeof navigator === "undefined" || !navigator.gpu) {
       return { ...result, reason: "no-webgpu" };
     }
-    const adapter = await withTimeout(
-      navigator.gpu.requestAdapter({ powerPreference: "high-performance" }),
-      ADAPTER_TIMEOUT_MS, "requestAdapter()");
+    // A null adapter or a timeout can be passing (the GPU process restarting, a busy
+    // machine): ask once more before saying there is no GPU.
+    let adapter = null;
+    for (let attempt = 0; attempt < 2 && !adapter; attempt++) {
+      try {
+        adapter = await withTimeout(
+          navigator.gpu.requestAdapter({ powerPreference: "high-performance" }),
+          ADAPTER_TIMEOUT_MS, "requestAdapter()");
+      } catch (err) {
+        if (attempt === 1) throw err;
+      }
+    }
     if (!adapter) return result;
     const info = adapter.info || (adapter.requestAdapterInfo ? await adapter.requestAdapterInfo() : {});
     const limits = adapter.limits;

@@ -29,7 +29,7 @@ from ..core.downloader import (
 )
 from ..core.errors import EngineFailure
 from ..ports import BytesCallback
-from .ffi import create_proxy, js_object, py_value
+from .ffi import create_once_callable, create_proxy, js_object, py_value
 
 __all__ = ["WorkerTransport"]
 
@@ -67,15 +67,16 @@ class WorkerTransport:
         progress = create_proxy(
             lambda received, expected, *_: on_bytes(
                 int(received), int(expected) if isinstance(expected, (int, float)) else None))
+        promise = self._handle.fetchFile(js_object(payload), progress)
         try:
-            promise = self._handle.fetchFile(js_object(payload), progress)
-            try:
-                outcome = py_value(await promise)
-            except asyncio.CancelledError:
-                self._handle.cancel(request_id)
-                raise
-        finally:
-            progress.destroy()
+            outcome = py_value(await promise)
+        except asyncio.CancelledError:
+            # The worker may still report bytes until it has aborted: free the callback
+            # only once the request is over (its promise always resolves).
+            self._handle.cancel(request_id)
+            promise.then(create_once_callable(lambda *_: progress.destroy()))
+            raise
+        progress.destroy()
         if not isinstance(outcome, dict):
             raise FetchFailure(FailureKind.ABORTED, detail="no answer from the download worker",
                                url=request.url)

@@ -19,7 +19,7 @@ from pyodide.ffi import (  # type: ignore[import-not-found]
 
 from ..core.errors import EngineFailure, StoreFailure
 
-__all__ = ["call", "create_proxy", "js_object", "later", "py_value"]
+__all__ = ["call", "create_once_callable", "create_proxy", "js_object", "later", "py_value"]
 
 F = TypeVar("F", EngineFailure, StoreFailure)
 

@@ -83,14 +83,14 @@ class ChatPage:
     def last_reply(self) -> Locator:
         return self.assistant_messages().last
 
-    def wait_for_reply_done(self) -> Locator:
+    def wait_for_reply_done(self, timeout: float | None = None) -> Locator:
         """The last reply, once finished (after `send`, the reply to that message)."""
         expected = getattr(self, "_replies_expected", 0)
         if expected:
             expect(self.assistant_messages().nth(expected - 1)).to_be_attached()
         reply = self.last_reply()
-        expect(reply).not_to_have_class(r"(^|\s)streaming(\s|$)")
-        expect(self.stop_button).to_be_hidden()
+        expect(reply).not_to_have_class(r"(^|\s)streaming(\s|$)", timeout=timeout)
+        expect(self.stop_button).to_be_hidden(timeout=timeout)
         return reply
 
     # --- what is stored -----------------------------------------------------------

@@ -75,16 +75,28 @@ def record_shards(page: Page) -> list[str]:
 
 
 COUNT_WORKERS = """
-    window.__workers = { live: 0 };
+    window.__workers = { live: 0, made: 0, most: 0 };
     const NativeWorker = window.Worker;
     window.Worker = class extends NativeWorker {
-        constructor(...args) { super(...args); window.__workers.live += 1; }
-        terminate() { if (!this.__done) { this.__done = true; window.__workers.live -= 1; }
-                      super.terminate(); }
+        constructor(url, ...rest) {
+            super(url, ...rest);
+            this.__engine = String(url).includes("engine-worker");
+            if (this.__engine) {
+                const w = window.__workers;
+                w.live += 1; w.made += 1; w.most = Math.max(w.most, w.live);
+            }
+        }
+        terminate() {
+            if (this.__engine && !this.__done) { this.__done = true; window.__workers.live -= 1; }
+            super.terminate();
+        }
     };
 """
 
 
 def count_workers(page: Page) -> None:
-    """Count the page's live Web Workers in window.__workers.live (from the next load)."""
+    """Count the page's live engine workers (each holds a model in GPU memory) in
+    window.__workers.live, all made in .made, the most alive at once in .most (from the
+    next load). The download
+    worker, which never touches the GPU, is not counted."""
     page.add_init_script(COUNT_WORKERS)
