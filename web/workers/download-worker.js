@@ -10,7 +10,8 @@
 //
 // Speed: a response body is read with one reader; its chunks are kept as they come (no
 // copy, no message per chunk) and joined once into a Blob when the body is complete. A
-// progress message goes out at most every `progressMs` per file.
+// progress message goes out at most every `progressMs` per file (the bytes of a chunk that
+// came sooner are reported when that time is up, so a count never lags behind a stall).
 //
 // Owns: the bytes kept from interrupted downloads, for a later Range request (in memory,
 // at most KEPT_LIMIT_BYTES over all URLs, oldest dropped first; lost with the worker).
@@ -102,6 +103,7 @@ function newJob(call, request) {
     lastByte: 0, // performance.now() of the last chunk (or of the request)
     lastPost: -Infinity, // performance.now() of the last "bytes" message
     timer: null, // the stall watchdog
+    trailing: null, // the timer that reports bytes a throttled chunk brought
   };
 }
 
@@ -218,7 +220,12 @@ async function readBody(job, response) {
     job.received += step.value.byteLength;
     const now = performance.now();
     job.lastByte = now;
-    if (now - job.lastPost >= progressMs) postBytes(job, now);
+    if (now - job.lastPost >= progressMs) {
+      postBytes(job, now);
+    } else if (job.trailing === null) {
+      // Report these bytes later even if no chunk follows (a slow or stalled link).
+      job.trailing = setTimeout(() => postBytes(job), progressMs - (now - job.lastPost));
+    }
   }
 }
 
@@ -376,6 +383,8 @@ function trimKept() {
 }
 
 function postBytes(job, now = performance.now()) {
+  clearTimeout(job.trailing);
+  job.trailing = null;
   job.lastPost = now;
   const expected = job.request.size !== null ? job.request.size : job.total;
   self.postMessage({ type: "bytes", call: job.call, received: job.received, expected });
