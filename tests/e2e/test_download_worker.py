@@ -535,6 +535,7 @@ RESUME = """
     window.d = window.d || D.handle(arg.options || {});
     const request = { url: arg.url, cache: "webllm/model", check: "bytes", size: arg.size };
     const first = arg.fresh === false ? null : await D.fetch(d.handle, request);
+    if (first) first.keys = await D.keys("webllm/model");  // a failed file leaves nothing
     const resumed = [];
     for (let i = 0; i < (arg.resumes ?? 1); i++) {
       resumed.push(await D.fetch(d.handle, { ...request, resume: true }));
@@ -561,6 +562,7 @@ def test_dropped_download_resumes_with_a_range_request(
     assert first["ok"] is False and first["kind"] == "dropped"
     kept = first["kept"]
     assert 0 < kept <= cut
+    assert result["first"]["keys"] == []
     resumed = result["resumed"][0]
     assert resumed["outcome"] == {"ok": True, "size": shard.size, "data": None}
     assert resumed["progress"][0] == [kept, shard.size]
@@ -634,6 +636,7 @@ def test_stall_aborts_after_stall_ms_and_keeps_the_bytes(
     first = result["first"]
     assert fault.used == 1
     assert first["outcome"]["kind"] == "stall" and first["outcome"]["kept"] == 20_000
+    assert first["keys"] == []
     assert 500 <= first["ms"] < 5000  # the worker gave up; the host would wait 20 s
     assert result["resumed"][0]["outcome"]["ok"] is True and result["sha"] == shard.sha256
 

@@ -8,8 +8,10 @@
 // exactly where WebLLM's reload() and hasModelInCache() look. Which files, when to retry
 // and the model's byte total are decided by Python (pysrc/localchat/core/downloader.py).
 //
-// Speed: a response body is read with one reader; its chunks are kept as they come (no
-// copy, no message per chunk) and joined once into a Blob when the body is complete. A
+// Speed: each file streams into cache.put while it downloads (no Blob, no store after the
+// last byte): the chunks of the response body pass through one ReadableStream that counts
+// them and keeps a reference for a resume (no copy, no message per chunk); it checks the
+// whole file before it ends, and a put whose body stream fails stores nothing. A
 // progress message goes out at most every `progressMs` per file (the bytes of a chunk that
 // came sooner are reported when that time is up, so a count never lags behind a stall).
 //
@@ -46,7 +48,8 @@ const KEEP_KINDS = new Set(["http", "unreachable", "dropped", "stall", "aborted"
 const settings = { headers: {}, stallMs: 30_000, progressMs: 100 };
 const jobs = new Map(); // fetch request id -> job (see newJob)
 const kept = new Map(); // url -> {blob, total}; insertion order is age
-let quotaTurn = Promise.resolve(); // simQuota checks and puts run one at a time
+let quotaTurn = Promise.resolve(); // simQuota checks run one at a time
+const simQuotaReserved = new Map(); // job -> bytes: checked under a simQuota, being stored
 let webllmModule = null;
 
 self.onmessage = (event) => {
@@ -95,6 +98,8 @@ function newJob(call, request) {
     reason: null, // "stall" | "aborted": why this worker aborted the fetch
     finishing: false, // all bytes arrived: checks and store run, a cancel comes too late
     prior: null, // {blob, total}: bytes kept from an earlier attempt, being resumed
+    failure: null, // the DownloadFailure that ended the file's stream (see fileStream)
+    data: null, // the summary of a JSON check
     chunks: [], // this response's body chunks (Uint8Array), as the reader gave them
     received: 0, // bytes of the file held now (prior included)
     total: null, // the file's full length as the response announced it
@@ -133,14 +138,9 @@ async function download(job) {
   if (!response.ok) throw httpFailure(response);
   readHeaders(job, response);
   postBytes(job);
-  await readBody(job, response);
-  job.finishing = true;
-  clearTimeout(job.timer);
-  const blob = new Blob(bodyParts(job), { type: job.contentType });
-  const data = await check(job, blob);
-  await store(job, blob);
+  await store(job, response);
   kept.delete(request.url);
-  return { ok: true, size: blob.size, data };
+  return { ok: true, size: job.received, data: job.data };
 }
 
 /** Start the request (with a Range when resuming); fetch() failing is "unreachable". */
@@ -203,29 +203,68 @@ function readHeaders(job, response) {
   job.received = job.prior ? job.prior.blob.size : 0;
 }
 
-async function readBody(job, response) {
-  if (!response.body) return;
-  const reader = response.body.getReader();
-  const { chunks } = job;
+/**
+ * The file as one stream for cache.put: the kept bytes of a resumed attempt, then the
+ * response's body, counted and kept as they pass (no copy). At its end it checks the whole
+ * file and errors instead of closing when the file is wrong, so that put stores nothing.
+ * It leaves the failures it meets in job.failure (put's rejection does not say why).
+ */
+function fileStream(job, response, cache) {
+  const body = response.body ? response.body.getReader() : null;
+  let prior = job.prior ? job.prior.blob.stream().getReader() : null;
+  const fail = (controller, failure) => {
+    job.failure = failure;
+    controller.error(failure);
+  };
+  return new ReadableStream({
+    async pull(controller) {
+      if (prior) {
+        const step = await prior.read();
+        if (!step.done) {
+          controller.enqueue(step.value);
+          return;
+        }
+        prior = null;
+      }
+      let step;
+      try {
+        step = body ? await body.read() : { done: true };
+      } catch (err) {
+        fail(controller, interruption(job, "dropped", err));
+        return;
+      }
+      if (!step.done) {
+        count(job, step.value);
+        controller.enqueue(step.value);
+        return;
+      }
+      job.finishing = true;
+      clearTimeout(job.timer);
+      try {
+        job.data = await check(job);
+        if (job.request.simQuota) await inQuotaTurn(() => reserveSimQuota(job, cache));
+        controller.close();
+      } catch (err) {
+        fail(controller, err);
+      }
+    },
+    cancel(reason) {
+      if (body) body.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+function count(job, chunk) {
+  job.chunks.push(chunk);
+  job.received += chunk.byteLength;
+  const now = performance.now();
+  job.lastByte = now;
   const { progressMs } = settings;
-  for (;;) {
-    let step;
-    try {
-      step = await reader.read();
-    } catch (err) {
-      throw interruption(job, "dropped", err);
-    }
-    if (step.done) return;
-    chunks.push(step.value);
-    job.received += step.value.byteLength;
-    const now = performance.now();
-    job.lastByte = now;
-    if (now - job.lastPost >= progressMs) {
-      postBytes(job, now);
-    } else if (job.trailing === null) {
-      // Report these bytes later even if no chunk follows (a slow or stalled link).
-      job.trailing = setTimeout(() => postBytes(job), progressMs - (now - job.lastPost));
-    }
+  if (now - job.lastPost >= progressMs) {
+    postBytes(job, now);
+  } else if (job.trailing === null) {
+    // Report these bytes later even if no chunk follows (a slow or stalled link).
+    job.trailing = setTimeout(() => postBytes(job), progressMs - (now - job.lastPost));
   }
 }
 
@@ -233,17 +272,18 @@ function bodyParts(job) {
   return job.prior ? [job.prior.blob, ...job.chunks] : job.chunks;
 }
 
-/** The body's summary if it is what request.check expects; else a failure "invalid". */
-async function check(job, blob) {
+/** The file's summary if it is what request.check expects; else a failure "invalid". */
+async function check(job) {
   const { size, check: kind } = job.request;
-  if (size !== null && blob.size !== size) {
-    throw new DownloadFailure("invalid", `${blob.size} bytes arrived, ${size} expected`);
+  const length = job.received;
+  if (size !== null && length !== size) {
+    throw new DownloadFailure("invalid", `${length} bytes arrived, ${size} expected`);
   }
-  if (job.total !== null && blob.size !== job.total) {
-    throw new DownloadFailure("invalid",
-      `${blob.size} bytes arrived, the host announced ${job.total}`);
+  if (job.total !== null && length !== job.total) {
+    throw new DownloadFailure("invalid", `${length} bytes arrived, the host announced ${job.total}`);
   }
   if (kind === "bytes") return null;
+  const blob = new Blob(bodyParts(job)); // small files only: configs, JSON, the model library
   if (kind === "wasm") {
     const head = new Uint8Array(await blob.slice(0, WASM_MAGIC.length).arrayBuffer());
     if (!WASM_MAGIC.every((byte, i) => head[i] === byte)) {
@@ -255,41 +295,48 @@ async function check(job, blob) {
   return summarize(kind, parseJson(await blob.arrayBuffer()));
 }
 
-async function store(job, blob) {
+/**
+ * Store the file as it arrives: cache.put reads fileStream, which ends only once the whole
+ * file has passed the checks (a put whose body fails stores nothing).
+ */
+async function store(job, response) {
   const { request } = job;
-  const response = new Response(blob, {
-    status: 200,
-    headers: { "Content-Type": job.contentType, "Content-Length": String(blob.size) },
-  });
+  const length = request.size !== null ? request.size : job.total;
+  const headers = { "Content-Type": job.contentType };
+  if (length !== null) headers["Content-Length"] = String(length);
   try {
     const cache = await caches.open(request.cache);
-    const key = new Request(request.url);
-    if (request.simQuota) {
-      await inQuotaTurn(() => putWithinSimQuota(cache, key, response, request));
-    } else {
-      await cache.put(key, response);
-    }
+    const body = fileStream(job, response, cache);
+    await cache.put(new Request(request.url), new Response(body, { status: 200, headers }));
   } catch (err) {
-    if (err instanceof DownloadFailure) throw err;
+    if (job.failure) throw job.failure;
     const kind = err && err.name === "QuotaExceededError" ? "quota" : "storage";
     throw new DownloadFailure(kind, describe(err));
+  } finally {
+    simQuotaReserved.delete(job);
   }
 }
 
-async function putWithinSimQuota(cache, key, response, request) {
-  const { prefix, limit } = request.simQuota;
+/**
+ * sim only: refuse the file (kind "quota") if the bytes stored under simQuota.prefix, plus
+ * those of other files checked but not yet stored there, plus this file pass the limit.
+ */
+async function reserveSimQuota(job, cache) {
+  const { prefix, limit } = job.request.simQuota;
   let used = 0;
-  for (const stored of await cache.keys()) {
-    if (stored.url.startsWith(prefix) && stored.url !== key.url) {
-      used += await storedSize(await cache.match(stored));
+  for (const key of await cache.keys()) {
+    if (key.url.startsWith(prefix) && key.url !== job.request.url) {
+      used += await storedSize(await cache.match(key));
     }
   }
-  const size = Number(response.headers.get("Content-Length"));
-  if (used + size > limit) {
-    throw new DownloadFailure("quota",
-      `QuotaExceededError: simulated storage limit (${used} + ${size} > ${limit} bytes)`);
+  for (const [other, reserved] of simQuotaReserved) {
+    if (other.request.simQuota.prefix === prefix) used += reserved;
   }
-  await cache.put(key, response);
+  if (used + job.received > limit) {
+    throw new DownloadFailure("quota",
+      `QuotaExceededError: simulated storage limit (${used} + ${job.received} > ${limit} bytes)`);
+  }
+  simQuotaReserved.set(job, job.received);
 }
 
 function inQuotaTurn(work) {
