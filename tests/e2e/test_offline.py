@@ -56,7 +56,8 @@ def test_offline_reload_and_new_tab_boot_and_chat(context: BrowserContext, page:
         const bridge = await import("./js/engine-bridge.js");
         const id = "Llama-3.2-1B-Instruct-q4f32_1-MLC";
         const model = new URL("sim-host/0.002/" + id, location.href).href;
-        const appConfig = { model_list: [{ model, model_id: id, model_lib: "unused" }] };
+        const model_lib = model + "/resolve/main/model-webgpu.wasm";
+        const appConfig = { model_list: [{ model, model_id: id, model_lib }] };
         const handle = bridge.createEngine({ kind: "sim", search: "engine=sim&sim_gpu=none",
                                              appConfig });
         try {

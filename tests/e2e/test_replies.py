@@ -145,6 +145,20 @@ def test_long_history_is_trimmed_to_the_context_window(page: Page, site_url: str
     chat.wait_stored("messages", 6)  # trimming never deletes anything
 
 
+def test_a_cjk_history_is_trimmed_by_what_the_engine_really_counts(
+        page: Page, site_url: str) -> None:
+    # The simulated engine counts one token per CJK character (as WebLLM's tokenizer does,
+    # about): 3 × 2,400 characters would be 7,200 tokens, far over the 4,096 window.
+    chat = ChatPage(page, site_url).open()
+    block = "東京の天気は晴れです。" * 240  # 2,640 characters
+    for n in range(3):
+        chat.send(f"/echo {n} {block}")
+        expect(chat.wait_for_reply_done().locator(".bubble")).to_contain_text(f"{n} 東京")
+    expect(chat.assistant_messages().get_by_role("alert")).to_have_count(0)
+    expect(page.locator("#context-note")).to_contain_text(
+        "earliest messages of this chat were left out")
+
+
 def test_a_message_longer_than_the_window_is_read_from_its_end_and_says_so(
         page: Page, site_url: str) -> None:
     chat = ChatPage(page, site_url).open()

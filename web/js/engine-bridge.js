@@ -13,7 +13,8 @@
 // worker failed to start or died), "EngineTerminated" (terminate() was called).
 // Callbacks (onProgress, onCrash, onDelta) may be Pyodide proxies: they are only called.
 //
-// Side effects: creates and terminates Web Workers; hasModelInCache reads Cache Storage.
+// Side effects: creates and terminates Web Workers; a handle's hasModelInCache reads
+// Cache Storage.
 // Module state: only the lazily imported WebLLM module.
 
 const WEBLLM_URL = new URL("../vendor/web-llm/index.js", import.meta.url).href;
@@ -23,7 +24,7 @@ const WORKER_URLS = {
 };
 const MIB = 1024 * 1024;
 const DEFAULT_UNLOAD_TIMEOUT_MS = 30_000;
-const DEFAULT_CACHE_TIMEOUT_MS = 20_000;
+const DEFAULT_CACHE_TIMEOUT_MS = 20_000; // EngineHandle.hasModelInCache
 const DEFAULT_STALL_TIMEOUT_MS = 180_000; // longest wait for the next chunk of a reply
 const ADAPTER_TIMEOUT_MS = 10_000;
 // Above reading speed, fewer screen updates: after an onDelta call that carried more than
@@ -186,75 +187,8 @@ async function runProbe(search) {
 }
 
 // ---------------------------------------------------------------------------------
-// The model cache (WebLLM's Cache Storage) and the site's storage
-
-function plainConfig(appConfig) {
-  return appConfig ? plain(appConfig) : undefined;
-}
-
-async function modelRecord(modelId, appConfig) {
-  const webllm = await loadWebLLM();
-  const config = plainConfig(appConfig) || webllm.prebuiltAppConfig;
-  const record = config.model_list.find((m) => m.model_id === modelId);
-  if (!record) throw namedError("ModelNotFoundError", `No model record for ${modelId}.`);
-  return { webllm, config, record };
-}
-
-/** WebLLM's own hasModelInCache (weights only), with the given appConfig. */
-export function hasModelInCache(modelId, appConfig, timeoutMs = DEFAULT_CACHE_TIMEOUT_MS) {
-  const check = modelRecord(String(modelId), appConfig).then(
-    async ({ webllm, config }) => Boolean(await webllm.hasModelInCache(String(modelId), config)));
-  return withTimeout(check, timeoutMs, "Checking the model cache");
-}
-
-/** The folder of a model's files, as WebLLM's cleanModelUrl makes it (…/resolve/main/). */
-function modelFilesUrl(record) {
-  let base = record.model.endsWith("/") ? record.model : record.model + "/";
-  if (!/.+\/resolve\/.+\//.test(base)) base += "resolve/main/";
-  return new URL(base, self.location.href).href;
-}
-
-/**
- * Exact download size of a model in bytes (sum of tensor-cache.json's records), from the
- * cache when it is there, else from a same-origin model host; null otherwise.
- */
-export function modelDownloadSize(modelId, appConfig, timeoutMs = 8000) {
-  const read = (async () => {
-    const { record } = await modelRecord(String(modelId), appConfig);
-    const url = new URL("tensor-cache.json", modelFilesUrl(record)).href;
-    const cache = await caches.open("webllm/model");
-    let response = await cache.match(url);
-    // Ask the network only for a same-origin host (the simulated one) and when online:
-    // opening the app must not contact a remote model host before the user asks.
-    const sameOrigin = new URL(url).origin === self.location.origin;
-    if (!response && !(sameOrigin && navigator.onLine)) return null;
-    if (!response) {
-      try {
-        response = await fetch(url, { cache: "no-store" });
-      } catch {
-        return null; // the model host can't be reached: the UI shows an estimate
-      }
-    }
-    if (!response.ok) return null;
-    const data = await response.json();
-    return data.records.reduce((sum, shard) => sum + Number(shard.nbytes || 0), 0) || null;
-  })();
-  return withTimeout(read, timeoutMs, "Reading the model size").catch(() => null);
-}
-
-/** Remove a model's files from the cache (weights, config, library). */
-export function deleteModel(modelId, appConfig) {
-  const work = modelRecord(String(modelId), appConfig).then(async ({ webllm, config, record }) => {
-    await webllm.deleteModelAllInfoInCache(String(modelId), config);
-    // WebLLM leaves the tokenizer behind; it belongs to the model too.
-    const cache = await caches.open("webllm/model");
-    const prefix = modelFilesUrl(record);
-    for (const request of await cache.keys()) {
-      if (request.url.startsWith(prefix)) await cache.delete(request);
-    }
-  });
-  return withTimeout(work, 30_000, "Deleting the model");
-}
+// The site's storage (the model files themselves are the download worker's:
+// web/js/download-bridge.js)
 
 /** {usage, quota, persisted} of this site's storage (nulls when unknown). */
 export function storageEstimate() {

@@ -125,7 +125,3 @@ class WorkerTransport:
             raise EngineFailure("ModelNotFoundError", str(detail or f"No record for {model_id}."))
         base = str(record.get("base") or clean_model_url(str(record["model"])))
         return ModelSource(model_id, base, str(record.get("model_lib") or ""))
-
-    async def has_model_in_cache(self, model_id: str, app_config: Any) -> bool:
-        """WebLLM's own answer (for agreement checks and support)."""
-        return bool(await self._handle.hasModelInCache(model_id, app_config))

@@ -5,7 +5,9 @@ WebLLM refuses a prompt longer than the model's context window
 oldest turns go first, system messages are always kept, and the newest user message is
 always kept (shortened from the front only if it alone cannot fit). Token counts are
 estimated from characters; the estimate errs on the large side so the engine's real
-tokenizer count stays below the window.
+tokenizer count stays below the window: Llama-3's tokenizer makes about one token of
+each CJK character and more of emoji (shared/notes/real-path.md), so every character from
+U+1100 on (Hangul, CJK, kana, emoji, …) counts as a whole token, and the rest as a third.
 """
 
 from __future__ import annotations
@@ -21,8 +23,30 @@ MESSAGE_OVERHEAD = 8
 """Tokens the chat template adds around each message."""
 
 
+WIDE_FROM = 0x1100
+"""Characters from here on count as one token each (Hangul Jamo is the first such block)."""
+
+
+def _char_tokens(text: str) -> float:
+    wide = sum(1 for ch in text if ord(ch) >= WIDE_FROM)
+    return wide + (len(text) - wide) / CHARS_PER_TOKEN
+
+
 def estimate_tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN) + 1 + MESSAGE_OVERHEAD
+    return int(_char_tokens(text)) + 1 + MESSAGE_OVERHEAD
+
+
+def _tail_within(text: str, tokens: float) -> str:
+    """The longest end of `text` whose characters cost at most `tokens`."""
+    cost = 0.0
+    start = len(text)
+    while start > 0:
+        step = 1.0 if ord(text[start - 1]) >= WIDE_FROM else 1 / CHARS_PER_TOKEN
+        if cost + step > tokens:
+            break
+        cost += step
+        start -= 1
+    return text[start:]
 
 
 @dataclass(frozen=True)
@@ -56,8 +80,8 @@ def fit_history(history: Sequence[dict[str, str]], context_window: int,
     shortened = False
     if not kept and turns:
         newest = turns[-1]
-        room = max(0, int((budget - used - MESSAGE_OVERHEAD - 1) * CHARS_PER_TOKEN))
-        kept = [{**newest, "content": newest["content"][-room:] if room else ""}]
+        room = max(0, budget - used - MESSAGE_OVERHEAD - 1)
+        kept = [{**newest, "content": _tail_within(newest["content"], room)}]
         shortened = True
     # A reply must follow a user turn: drop a leading assistant message.
     while len(kept) > 1 and kept[0].get("role") == "assistant":

@@ -123,8 +123,8 @@ def explain_start_failure(failure: EngineFailure, label: str, vram_mb: float) ->
         return UserMessage(title, "WebGPU isn't available in this browser.",
                            "Use a recent Chrome or Edge on a computer with a GPU.")
     if name == "EngineWorkerError":
-        return UserMessage(title, "The model engine stopped while loading it.",
-                           "Reload the page, then retry.")
+        return UserMessage(title, "The model engine could not start, or stopped while "
+                                  "loading it.", "Reload the page, then retry.")
     if name == "TimeoutError":
         return UserMessage(title, "Loading it onto the GPU took far too long.", action)
     return UserMessage(title, "Its files are stored, but its model library didn't load in "
