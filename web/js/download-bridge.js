@@ -81,7 +81,11 @@ class DownloaderHandle {
                       (detail) => failedOutcome("aborted", detail), onBytes);
   }
 
-  /** Abort the fetchFile request with this id (it resolves with kind "aborted"). */
+  /**
+   * Abort the fetchFile request with this id: it resolves with kind "aborted" (its bytes
+   * so far are kept for a resume). Once the last byte has arrived and the file is being
+   * checked and stored, a cancel is too late: the request resolves with its real outcome.
+   */
   cancel(id) {
     if (this.#worker) this.#worker.postMessage({ type: "cancel", id: String(id) });
   }
