@@ -374,16 +374,17 @@ class ModelService:
         self._spawn(self._count_kept(key))
 
     async def _count_kept(self, key: str) -> None:
-        """After a cancel: what is really kept (files cut mid-way are not)."""
+        """After a cancel or a failure: what is really kept (files cut mid-way are not)."""
         item = self.item(key)
         if item is None:
             return
+        state = item.state
         found = await self._inventory(item.model_id)
         item = self.item(key)
-        if found is not None and item is not None and item.state is DownloadState.CANCELED:
+        if found is not None and item is not None and item.state is state:
             self._put(item.updated(bytes_done=found.stored_bytes,
                                    bytes_total=found.total_bytes or item.bytes_total))
-        self._spawn(self.refresh_storage())
+        await self.refresh_storage()
 
     async def remove(self, key: str) -> None:
         """Remove the model's files (Ready, Failed or Canceled; the caller has asked)."""
@@ -699,7 +700,7 @@ class ModelService:
         if isinstance(outcome, FetchFailure):
             self._move(key, E.FAIL, retry=0, eta_seconds=None,
                        error=explain_fetch_failure(outcome, label))
-            self._spawn(self._count_kept_after_failure(key))
+            self._spawn(self._count_kept(key))
             return
         if outcome is not None:
             raise outcome
@@ -713,16 +714,6 @@ class ModelService:
             self._move(key, E.COMPLETE, retry=0, eta_seconds=None,
                        bytes_done=done or (current.bytes_done if current else 0))
         self._spawn(self.refresh_storage())
-
-    async def _count_kept_after_failure(self, key: str) -> None:
-        item = self.item(key)
-        if item is None:
-            return
-        found = await self._inventory(item.model_id)
-        item = self.item(key)
-        if found is not None and item is not None and item.state is DownloadState.FAILED:
-            self._put(item.updated(bytes_done=found.stored_bytes))
-        await self.refresh_storage()
 
     async def _space_problem(self, key: str, found: Inventory) -> UserMessage | None:
         try:
