@@ -162,7 +162,9 @@ def test_cancel_asks_first_and_download_again_resumes(page: Page, site_url: str)
 
 def test_failure_is_inline_with_retry_and_automatic_retries_are_shown(
         page: Page, site_url: str) -> None:
+    # Waits of 0.5, 1 and 2 s before the retries, so that "Retrying" can be seen.
     ChatPage(page, site_url).open(query=SIM.replace("sim_mbps=200", "sim_mbps=2")
+                                  .replace("retry_backoff_s=0.05", "retry_backoff_s=0.5")
                                   + "&sim_fail_always=genius@30")
     models = Models(page)
     models.open_manager()

@@ -208,7 +208,8 @@ def test_a_stalled_download_is_retried_on_bytes_not_reports(
         standin_page: Page, site_url: str, model_host: ModelHostServer) -> None:
     page = standin_page
     stall = model_host.faults.stall("*/params_shard_4.bin", at_byte=50_000, seconds=30)
-    models = open_manager(page, site_url, REAL + "&download_stall_s=1")
+    # A one-second stall limit, and a one-second wait before the retry so it can be seen.
+    models = open_manager(page, site_url, "sw=off&retry_backoff_s=1&download_stall_s=1")
     row = download_quick(models)
     expect(row).to_contain_text(re.compile(r"Retrying \(1/3\)…"))
     models.wait_state("Quick", "Ready")
