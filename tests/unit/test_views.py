@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from localchat.core.conversation import Conversation, Message, MessageStatus, Role
+from localchat.core.downloads import DownloadItem, DownloadState
+from localchat.core.errors import UserMessage
 from localchat.core.settings import EngineChoice, EngineKind
 from localchat.core.state import AppState
 from localchat.ui.views import (
+    ModelRow,
+    composer_status,
     context_note,
     conversation_items,
+    download_row_html,
     message_html,
+    model_banner_html,
+    model_button_text,
     model_label,
+    model_option_text,
+    model_rows,
     notices_html,
     thread_html,
 )
@@ -214,3 +226,71 @@ def test_context_note_says_what_the_last_prompt_left_out() -> None:
                            "only its end was read.")
     assert "The 2 earliest messages" in both
     assert context_note(0, shortened=True).endswith("Send long text in parts.")
+
+
+# --- models: what each lifecycle state offers and says ----------------------------------------
+
+MB = 1024 * 1024
+GENIUS_F32 = "Llama-3.1-8B-Instruct-q4f32_1-MLC"
+COULDNT = UserMessage("Genius couldn't start.", "Genius needs about 6 GB of GPU memory.",
+                      "Retry.")
+
+
+def _genius_row(item: DownloadItem | None, **state: object) -> ModelRow:
+    base = AppState(downloads={"genius": item} if item else {}, new_chat_model="genius")
+    return next(r for r in model_rows(replace(base, **state)) if r.key == "genius")
+
+
+def _actions(row: ModelRow) -> list[str]:
+    return re.findall(r"<button[^>]*>([^<]*)</button>", download_row_html(row, 3))
+
+
+def test_each_state_offers_its_actions() -> None:
+    S = DownloadState
+    assert _actions(_genius_row(None)) == ["Download"]
+    assert _actions(_genius_row(DownloadItem("genius", GENIUS_F32, S.DOWNLOADING))) == ["Cancel"]
+    assert _actions(_genius_row(DownloadItem("genius", GENIUS_F32, S.COMPILING))) == ["Cancel"]
+    assert _actions(_genius_row(DownloadItem("genius", GENIUS_F32, S.READY))) == \
+        ["Remove files"]
+    nothing_kept = DownloadItem("genius", GENIUS_F32, S.CANCELED)
+    assert _actions(_genius_row(nothing_kept)) == ["Download"]
+    kept = DownloadItem("genius", GENIUS_F32, S.CANCELED, bytes_done=300 * MB,
+                        bytes_total=4000 * MB)
+    assert _actions(_genius_row(kept)) == ["Resume", "Remove files"]
+    failed = DownloadItem("genius", GENIUS_F32, S.FAILED, error=COULDNT, failed_to_start=True)
+    assert _actions(_genius_row(failed)) == ["Retry", "Remove files"]
+
+
+def test_a_model_that_couldnt_start_never_says_download_failed() -> None:
+    failed = DownloadItem("genius", GENIUS_F32, DownloadState.FAILED, error=COULDNT,
+                          failed_to_start=True)
+    row = _genius_row(failed)
+    assert model_button_text(row) == "Model: Genius (couldn't start)"
+    assert model_option_text(row) == "Couldn't start"
+    banner = text(model_banner_html(row, None, False))
+    assert banner.startswith("This chat uses Genius, which couldn't start. Genius needs about")
+    assert "download" not in banner.lower()
+    broken = DownloadItem("genius", GENIUS_F32, DownloadState.FAILED,
+                          error=UserMessage("The model host is having trouble.", "d", "a"))
+    row = _genius_row(broken)
+    assert model_button_text(row) == "Model: Genius (download failed)"
+    assert "whose download failed. The model host is having trouble." in text(
+        model_banner_html(row, None, False))
+
+
+def test_a_start_shows_its_progress_in_the_selector() -> None:
+    item = DownloadItem("genius", GENIUS_F32, DownloadState.COMPILING, compile_fraction=0.4)
+    row = _genius_row(item)
+    assert model_button_text(row) == "Model: Genius (starting 40%)"
+    assert model_option_text(row) == "Starting 40%"
+
+
+def test_the_composer_says_who_answers_while_the_wanted_model_downloads() -> None:
+    item = DownloadItem("genius", GENIUS_F32, DownloadState.DOWNLOADING, bytes_total=10,
+                        bytes_done=3)
+    streaming = _assistant("Partly", MessageStatus.STREAMING)
+    state = AppState(downloads={"genius": item}, new_chat_model="genius", replying=True,
+                     messages=(_user("hi"), streaming))
+    assert composer_status(state) == "Smart is answering; Genius takes over when it's ready."
+    waiting = replace(state, messages=(_user("hi"), _assistant("", MessageStatus.STREAMING)))
+    assert composer_status(waiting) == "Waiting for Genius to download… 30%"

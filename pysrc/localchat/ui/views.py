@@ -445,9 +445,13 @@ def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: 
         download = (f'<button type="button" class="primary-button" data-action="download" '
                     f'data-key="{escape(row.key)}">Download {name} ({escape(row.size)})</button>')
     elif row.item is not None and row.item.state is DownloadState.FAILED:
-        why = escape(row.item.error.title) if row.item.error else ""
-        text = (f"This chat uses {name}, which couldn't start. {why}" if row.item.failed_to_start
-                else f"This chat uses {name}, whose download failed. {why}").strip()
+        error = row.item.error
+        if row.item.failed_to_start:
+            why = escape(error.detail) if error else ""
+            text = f"This chat uses {name}, which couldn't start. {why}".strip()
+        else:
+            why = escape(error.title) if error else ""
+            text = f"This chat uses {name}, whose download failed. {why}".strip()
         download = (f'<button type="button" class="row-button" data-action="retry" '
                     f'data-key="{escape(row.key)}">Retry</button>')
     else:
