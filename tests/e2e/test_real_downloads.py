@@ -100,6 +100,16 @@ def test_download_counts_bytes_stores_webllm_keys_and_a_start_sends_no_request(
     assert stored(page) == expected_files(model_host)  # the files stay
     assert has_model_in_cache(page)
 
+    # Retry fetches the library and the config again (a bad one must not be reused
+    # forever), and only those, then tries to start once more.
+    row.get_by_role("button", name="Retry").click()
+    model_host.log.wait_for("*.wasm")  # by then the item has left Failed: it downloads
+    models.wait_state("Quick", "Failed")
+    expect(alert).to_contain_text("Quick couldn't start.")
+    paths = sorted(r.path.rsplit("/", 1)[1] for r in model_host.log.records("*", method="GET"))
+    assert paths == ["Llama-3.2-1B-Instruct-q4f32_1_cs1k-webgpu.wasm", "mlc-chat-config.json"]
+    assert stored(page) == expected_files(model_host)
+
     # Remove files empties all three caches and frees the space.
     row.get_by_role("button", name="Remove files").click()
     dialog = page.get_by_role("alertdialog")
