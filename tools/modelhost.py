@@ -1153,14 +1153,39 @@ def _retry_after(value: int | float | str) -> str:
 
 
 def _cut(h: BaseHTTPRequestHandler) -> None:
-    """Close the connection abruptly mid-body: the client sees a network error."""
+    """Close the connection mid-body, as a real network drop does: the bytes already
+    sent reach the client, then the stream ends short and the client sees a network
+    error. A bare close() would send a TCP reset, and a reset makes the client's kernel
+    throw away bytes it has received but the browser has not read yet, so how many
+    bytes arrived would depend on timing. Instead: wait until the peer has acknowledged
+    what was sent, send FIN, and wait (bounded) for the client to close its side."""
     h.close_connection = True
     with contextlib.suppress(OSError, ValueError):
         h.wfile.flush()
+    conn = h.connection
+    deadline = time.monotonic() + 5.0
     with contextlib.suppress(OSError):
-        h.connection.shutdown(socket.SHUT_RDWR)
+        while _unacked(conn) > 0 and time.monotonic() < deadline:
+            time.sleep(0.005)  # polls the kernel's send queue, not a test delay
     with contextlib.suppress(OSError):
-        h.connection.close()
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(max(0.1, deadline - time.monotonic()))
+        while conn.recv(65536):  # the client closes once it sees the short body
+            pass
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+def _unacked(conn: socket.socket) -> int:
+    """Bytes in this socket's send queue the peer has not acknowledged (Linux SIOCOUTQ);
+    0 where the platform cannot tell."""
+    try:
+        import fcntl
+        import struct
+        raw = fcntl.ioctl(conn.fileno(), 0x5411, b"\0\0\0\0")  # TIOCOUTQ == SIOCOUTQ
+    except (ImportError, OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
 
 # ---------------------------------------------------------------------------------------
