@@ -6,6 +6,7 @@
   (tools/modelhost.py): `.port`, `.faults`, `.log`, `.models`, `.add_model()`.
 - `standin_browser` (session) / `standin_page` (per test, fresh context, desktop viewport):
   Chromium whose model hosts lead to `model_host`. `page` is the normal, hermetic one.
+- `new_tab(url)`: another tab in `page`'s browser context (same storage), error-guarded too.
 - Faults, logs and test-added models of every host a test uses are reset before and after
   it (`reset_model_hosts`), e.g.
       def test_x(standin_page, site_url, model_host):
@@ -21,7 +22,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,18 @@ def browser_context_args() -> dict[str, object]:
     return {"viewport": settings.VIEWPORTS["desktop"]}
 
 
+@pytest.fixture
+def new_tab(page: Page) -> Callable[[str], Page]:
+    """Another tab of the same browser profile as `page` (same origin, same storage), opened
+    at `url`, watched for errors like `page`: `second = new_tab(site_url + "?engine=sim")`."""
+    def open_tab(url: str) -> Page:
+        tab = page.context.new_page()
+        tab.goto(url)
+        return tab
+
+    return open_tab
+
+
 @pytest.fixture(autouse=True)
 def fail_on_page_errors(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     """Collect console errors and uncaught exceptions of the test's pages."""
@@ -151,10 +164,13 @@ def fail_on_page_errors(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     def on_page_error(err: Error) -> None:
         problems.append(f"uncaught page error: {err}")
 
+    # On the context, so every tab the test opens in it (`new_tab`) is watched too.
+    for context in {id(p.context): p.context for p in pages}.values():
+        context.set_default_timeout(settings.EXPECT_TIMEOUT_MS)
+        context.on("console", on_console)
+        context.on("weberror", lambda web_error: on_page_error(web_error.error))
     for page in pages:
         page.set_default_timeout(settings.EXPECT_TIMEOUT_MS)
-        page.on("console", on_console)
-        page.on("pageerror", on_page_error)
     yield problems
     unexpected = [p for p in problems if not any(a.search(p) for a in allowed)]
     assert not unexpected, "the page reported errors:\n" + "\n".join(unexpected)
