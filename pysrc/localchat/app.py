@@ -23,8 +23,9 @@ from .adapters.engine_client import WorkerEngine, WorkerRuntime
 from .adapters.ffi import create_proxy, js_object
 from .adapters.model_panel import ModelPanel
 from .adapters.page import Page
+from .adapters.tab_link import BrowserTabLink
 from .core.catalog import CATALOG, model_for_key
-from .core.chat import ChatService, check_message
+from .core.chat import ChatService, Models, check_message
 from .core.conversation import Conversation, new_id
 from .core.downloader import Downloader, FileRequest, RetryPolicy
 from .core.downloads import DownloadState
@@ -40,6 +41,7 @@ from .core.settings import (
     sim_host_header,
 )
 from .core.state import AppState, EngineStatus, StateBox
+from .core.tabs import ModelHub, RemoteModels
 from .core.transfer import ImportProblem, as_copies, export_document, export_filename, parse_import
 
 __all__ = ["main"]
@@ -54,7 +56,10 @@ class App:
         self.service: ChatService
         self.page: Page
         self.panel: ModelPanel
-        self.models: ModelService | None = None
+        self.models: Models | None = None
+        self.link: BrowserTabLink | None = None
+        self.hub: ModelHub | None = None
+        self._make_models: Callable[[], ModelService] | None = None
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -78,10 +83,19 @@ class App:
         store = DexieStore(bridges.db)
         clock = BrowserClock()
         box.update(gpu=gpu, engine=EngineStatus(error=self._why_no_engine(choice, gpu)))
-        models = None
+        models: Models | None = None
         if choice.kind is not EngineKind.INVALID and gpu.usable:
-            models = self._model_service(box, bridges, store, choice, search, clock)
-            models.on_switch = self._switched
+            # One tab owns the downloads and the engine; the others use the owner's.
+            self._make_models = lambda: self._model_service(box, bridges, store, choice,
+                                                            search, clock)
+            link = self.link = await BrowserTabLink.connect(
+                bridges.tabs, "sim" if choice.kind is EngineKind.SIM else "webllm")
+            js.document.body.dataset.tab = "owner" if link.owner else "follower"
+            if link.owner:
+                models = self._own_models()
+            else:
+                models = RemoteModels(box, link, RetryPolicy().max_retries)
+                models.on_switch = self._switched
         self.models = models
         service = ChatService(box, store, models, clock)
 
@@ -131,12 +145,37 @@ class App:
                                 policy=policy)
         return ModelService(box, runtime, store, downloader, now_ms=clock.now_ms)
 
-    async def _start_models(self, models: ModelService) -> None:
+    def _own_models(self) -> ModelService:
+        """This tab's own ModelService, serving the other tabs through the hub."""
+        assert self._make_models is not None and self.link is not None
+        models = self._make_models()
+        self.hub = ModelHub(models, self.link)
+        self.hub.on_switch = self._switched
+        return models
+
+    async def _start_models(self, models: Models) -> None:
         """After boot (it imports WebLLM on this thread): restore the queue, find cached
-        models, and load the open chat's model if it is downloaded."""
+        models, and load the open chat's model if it is downloaded. A tab that does not
+        own the models mirrors the owner's, and takes over when the owner closes."""
         await models.start()
+        if self.hub is not None:
+            self.hub.announce()
         self.service._load_requested()
         js.document.body.dataset.models = "ready"
+        if isinstance(models, RemoteModels):
+            await self._take_over(models)
+
+    async def _take_over(self, remote: RemoteModels) -> None:
+        assert self.link is not None
+        await self.link.owned()
+        models = self._own_models()
+        self.models = self.service.models = models
+        remote.close()
+        await models.start(adopt=False)  # resumes the queue from the stored records
+        assert self.hub is not None
+        self.hub.announce()
+        self.service._load_requested()
+        js.document.body.dataset.tab = "owner"
 
     def _switched(self, key: str) -> None:
         spec = model_for_key(key)

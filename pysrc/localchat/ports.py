@@ -24,6 +24,7 @@ __all__ = [
     "ModelEngine",
     "ModelRuntime",
     "ProgressCallback",
+    "TabLink",
 ]
 
 ProgressCallback = Callable[[float, str], None]
@@ -136,3 +137,21 @@ class DownloadRecords(Protocol):
 
 class Clock(Protocol):
     def now_ms(self) -> int: ...
+
+
+class TabLink(Protocol):
+    """This tab's line to the other open tabs of the site (BroadcastChannel and Web Locks
+    in the browser; an in-memory bus in tests). Messages are plain dicts; `post` adds
+    `from` (this tab's id); a message with `to` reaches only that tab."""
+
+    tab_id: str
+
+    def post(self, message: dict[str, Any]) -> None: ...
+
+    def on_message(self, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Messages from the other tabs go to `handler` (replacing the one before)."""
+        ...
+
+    async def when_gone(self, tab_id: str) -> None:
+        """Returns once that tab is closed (at once if it is gone already)."""
+        ...

@@ -35,7 +35,7 @@ const RELOAD_ADVICE =
 
 // The modules the bridges are made of: checked one by one when they fail to load.
 const BRIDGE_FILES = ["js/db-bridge.js", "js/engine-bridge.js", "js/download-bridge.js",
-                      "vendor/dexie/dexie.mjs"];
+                      "js/tabs-bridge.js", "vendor/dexie/dexie.mjs"];
 
 async function sha256(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);
@@ -72,17 +72,18 @@ async function diagnoseFiles(files) {
 // vendor/dexie/dexie.mjs) fails this import: name the file instead of hanging.
 async function loadBridges() {
   try {
-    const [db, engine, downloads] = await Promise.all([
+    const [db, engine, downloads, tabs] = await Promise.all([
       import("./db-bridge.js"),
       import("./engine-bridge.js"),
       import("./download-bridge.js"),
+      import("./tabs-bridge.js"),
     ]);
     // Start the slow, independent parts of the app's start-up now, while Pyodide
     // loads: the GPU probe and opening IndexedDB. Python awaits the same promises
     // (both functions return the first call's promise), so nothing runs twice.
     engine.probeGpu(location.search);
     db.open().catch(() => {}); // a failure reaches Python when it asks
-    return { db, engine, downloads };
+    return { db, engine, downloads, tabs };
   } catch (err) {
     const findings = await diagnoseFiles(BRIDGE_FILES);
     const detail = findings.length ? findings.join(" ") : String((err && err.message) || err);

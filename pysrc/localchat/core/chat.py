@@ -28,6 +28,7 @@ from .errors import (
 )
 from .models import ModelService, NoModel
 from .state import StateBox
+from .tabs import ModelsMoved, RemoteModels
 
 __all__ = ["MAX_MESSAGE_CHARS", "REPLY_RESERVE_TOKENS", "ChatService", "StreamListener",
            "check_message"]
@@ -69,8 +70,12 @@ def _sorted(conversations: list[Conversation] | tuple[Conversation, ...]
     return tuple(sorted(conversations, key=lambda c: c.updated_at, reverse=True))
 
 
+Models = ModelService | RemoteModels
+"""The models as this tab has them: its own (it owns them) or the owner tab's."""
+
+
 class ChatService:
-    def __init__(self, box: StateBox, store: ConversationStore, models: ModelService | None,
+    def __init__(self, box: StateBox, store: ConversationStore, models: Models | None,
                  clock: Clock) -> None:
         self.box = box
         self.store = store
@@ -84,6 +89,8 @@ class ChatService:
         self.readable = True
         """False when the store could not even be opened."""
         self._stream_listeners: list[StreamListener] = []
+        self._turn_of: Models | None = None
+        """Whose engine turn the streaming reply holds (see `_turn_and_engine`)."""
 
     # --- listeners ---------------------------------------------------------------
 
@@ -261,6 +268,7 @@ class ChatService:
             finally:
                 self._engine = None
                 models.reply_ended()
+                self._end_turn()
             break
         status = MessageStatus.STOPPED if result.finish_reason == "abort" else MessageStatus.DONE
         self.box.update(last_usage=result.usage)
@@ -271,7 +279,7 @@ class ChatService:
         pressed Stop meanwhile or no model can answer (the reply is finished then)."""
         assert self.models is not None
         self._stop_waiting = asyncio.Event()
-        waiting = asyncio.ensure_future(self.models.engine_for_reply(model_key))
+        waiting = asyncio.ensure_future(self._turn_and_engine(model_key))
         stop = asyncio.ensure_future(self._stop_waiting.wait())
         await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
@@ -284,6 +292,30 @@ class ChatService:
         except NoModel as no_model:
             await self._finish(reply, "", MessageStatus.ERROR, no_model.problem)
             return None
+
+    async def _turn_and_engine(self, model_key: str) -> ModelEngine:
+        """Wait for this reply's turn on the engine (another tab's reply may be using it),
+        then for the engine; the turn is kept (until `_end_turn`) only with an engine. If
+        this tab takes the models over meanwhile, it asks its own ModelService."""
+        while True:
+            models = self.models
+            assert models is not None
+            await models.take_turn()
+            try:
+                engine = await models.engine_for_reply(model_key)
+            except ModelsMoved:
+                models.end_turn()
+                continue
+            except BaseException:
+                models.end_turn()
+                raise
+            self._turn_of = models
+            return engine
+
+    def _end_turn(self) -> None:
+        models, self._turn_of = self._turn_of, None
+        if models is not None:
+            models.end_turn()
 
     def _credit(self, reply: Message, engine: ModelEngine) -> Message:
         """The reply records the model that really writes it."""

@@ -64,7 +64,7 @@ from .eta import EtaEstimator
 from .progress import LoadPhase, parse_progress
 from .state import EngineStatus, StateBox, StorageInfo
 
-__all__ = ["ModelService", "NoModel"]
+__all__ = ["ModelService", "ModelView", "NoModel"]
 
 E = DownloadEvent
 PERSIST_PROGRESS_S = 5.0
@@ -98,44 +98,12 @@ class _Download:
     canceled: bool = False
 
 
-class ModelService:
-    def __init__(self, box: StateBox, runtime: ModelRuntime, records: DownloadRecords,
-                 downloader: Downloader, *, now_ms: Callable[[], int],
-                 monotonic: Callable[[], float] = time.monotonic,
-                 max_retries: int | None = None) -> None:
-        self.box = box
-        self.runtime = runtime
-        self.records = records
-        self.downloader = downloader
-        self.now_ms = now_ms
-        self.monotonic = monotonic
-        self.max_retries = max_retries if max_retries is not None else \
-            downloader.policy.max_retries
-        self.chat_engine: ModelEngine | None = None
-        self._download: _Download | None = None
-        self._switch: _Switch | None = None
-        self._queue_task: asyncio.Future[None] | None = None
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._sources: dict[str, ModelSource] = {}
-        self._refetch_start_files: set[str] = set()
-        self._replying = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._asked_persistence = False
-        self._persist_records = True
-        self._tasks: set[asyncio.Future[Any]] = set()
-        self._order: dict[str, int] = {}
-        self._sequence = 0
-        self.on_switch: Callable[[str], None] | None = None
-        """Called with a catalog key when the chat engine switches to that model."""
+class ModelView:
+    """What every tab can read about the models, from the state alone: names, sizes, the
+    lifecycle items and the loaded model. `ModelService` (the tab that owns the downloads
+    and the engine) and `core.tabs.RemoteModels` (the other tabs) both build on it."""
 
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    # --- reading the state ----------------------------------------------------------
+    box: StateBox
 
     @property
     def f16(self) -> bool:
@@ -178,6 +146,56 @@ class ModelService:
     def _bytes_needed(self, key: str) -> int:
         return self.box.state.model_sizes.get(key) or int(
             self.spec(key).download_mb(self.f16) * MB)
+
+    # --- taking turns on the one engine -------------------------------------------------
+
+    async def take_turn(self) -> None:
+        """Wait until no other reply is using the engine (one reply at a time, whichever
+        tab sent it); `end_turn` lets the next one go."""
+
+    def end_turn(self) -> None:
+        """The reply that took its turn is over."""
+
+
+class ModelService(ModelView):
+    def __init__(self, box: StateBox, runtime: ModelRuntime, records: DownloadRecords,
+                 downloader: Downloader, *, now_ms: Callable[[], int],
+                 monotonic: Callable[[], float] = time.monotonic,
+                 max_retries: int | None = None) -> None:
+        self.box = box
+        self.runtime = runtime
+        self.records = records
+        self.downloader = downloader
+        self.now_ms = now_ms
+        self.monotonic = monotonic
+        self.max_retries = max_retries if max_retries is not None else \
+            downloader.policy.max_retries
+        self.chat_engine: ModelEngine | None = None
+        self._download: _Download | None = None
+        self._switch: _Switch | None = None
+        self._queue_task: asyncio.Future[None] | None = None
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._sources: dict[str, ModelSource] = {}
+        self._refetch_start_files: set[str] = set()
+        self._replying = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._asked_persistence = False
+        self._persist_records = True
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._order: dict[str, int] = {}
+        self._sequence = 0
+        self._turn = asyncio.Lock()
+        self.remote_wants: dict[str, str] = {}
+        """What the open chat of each other tab asks for (by tab id): needed now too."""
+        self.on_switch: Callable[[str], None] | None = None
+        """Called with a catalog key when the chat engine switches to that model."""
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # --- changing the state -----------------------------------------------------------
 
@@ -237,8 +255,12 @@ class ModelService:
 
     # --- start-up ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Restore the queue, find what each model has stored, read sizes, resume."""
+    async def start(self, adopt: bool = True) -> None:
+        """Restore the queue, find what each model has stored, read sizes, resume.
+        `adopt=False` (a tab taking over from the owner that closed): the items in the
+        state are the old owner's view, so the stored records and files decide alone."""
+        if not adopt:
+            self.box.update(downloads={})
         items: dict[str, DownloadItem] = {}
         try:
             records = await self.records.load_downloads()
@@ -475,6 +497,13 @@ class ModelService:
             engine.terminate()
         self._set_loaded(None)
 
+    async def take_turn(self) -> None:
+        await self._turn.acquire()
+
+    def end_turn(self) -> None:
+        if self._turn.locked():
+            self._turn.release()
+
     def reply_started(self) -> None:
         self._replying += 1
         self._idle.clear()
@@ -498,8 +527,8 @@ class ModelService:
                 future.set_result(None)
 
     def _needed_now(self, key: str) -> bool:
-        return self.requested_key() == key or (self.chat_engine is None
-                                               and key in self._waiters)
+        return self.requested_key() == key or key in self.remote_wants.values() or (
+            self.chat_engine is None and key in self._waiters)
 
     # --- the GPU: one model, loaded when needed now ------------------------------------
 
