@@ -157,13 +157,14 @@ class App:
         """After boot (it imports WebLLM on this thread): restore the queue, find cached
         models, and load the open chat's model if it is downloaded. A tab that does not
         own the models mirrors the owner's, and takes over when the owner closes."""
+        if isinstance(models, RemoteModels):
+            # Also when the owner closes before it ever answered (start() returns then).
+            self.spawn(self._take_over(models))
         await models.start()
-        if self.hub is not None:
+        if self.hub is not None and self.models is models:
             self.hub.announce()
         self.service._load_requested()
         js.document.body.dataset.models = "ready"
-        if isinstance(models, RemoteModels):
-            await self._take_over(models)
 
     async def _take_over(self, remote: RemoteModels) -> None:
         assert self.link is not None
@@ -176,6 +177,7 @@ class App:
         self.hub.announce()
         self.service._load_requested()
         js.document.body.dataset.tab = "owner"
+        js.document.body.dataset.models = "ready"
 
     def _switched(self, key: str) -> None:
         spec = model_for_key(key)

@@ -135,3 +135,34 @@ def test_when_the_owner_closes_another_tab_resumes_from_the_stored_files(
     assert fetched > 0
     second.send("/echo still here")
     expect(second.wait_for_reply_done().locator(".bubble")).to_have_text("still here")
+
+
+def test_a_tab_closed_mid_reply_frees_the_engine_for_the_others(
+        page: Page, new_tab: Callable[[str], Page], site_url: str) -> None:
+    crawl = SIM.replace("sim_tps=0", "sim_tps=2")  # its reply would take minutes
+    first, second = two_tabs(page, new_tab, site_url, crawl)
+    second.page.get_by_role("button", name=re.compile(r"^Download Smart")).click()
+    Models(second.page).wait_state("Smart", "Ready")
+    second.send("Tell me a long story about a closed tab.")
+    expect(second.last_reply().locator(".bubble")).not_to_be_empty()
+    second.page.close()
+    first.send("/echo the engine is mine again")
+    expect(first.wait_for_reply_done().locator(".bubble")).to_have_text(
+        "the engine is mine again")
+
+
+def test_a_reply_streaming_when_the_owner_closes_starts_again_in_the_new_owner(
+        page: Page, new_tab: Callable[[str], Page], site_url: str) -> None:
+    first, second = two_tabs(page, new_tab, site_url, SLOW_REPLIES)
+    second.page.get_by_role("button", name=re.compile(r"^Download Smart")).click()
+    Models(second.page).wait_state("Smart", "Ready")
+    second.send("Tell me a story about a tab that took over.")
+    expect(second.last_reply().locator(".bubble")).not_to_be_empty()
+    page.close()
+    expect(second.page.locator("body")).to_have_attribute("data-tab", "owner")
+    reply = second.wait_for_reply_done(timeout=60_000)
+    expect(reply).not_to_have_class(re.compile("error"))
+    expect(reply.locator(".bubble")).not_to_be_empty()
+    expect(second.alerts).to_have_count(0)
+    # Its own engine now: the second tab made one.
+    assert second.page.evaluate("window.__workers.made") == 1

@@ -175,8 +175,12 @@ class ModelHub:
             self._post(snapshot)
 
     def _switched(self, key: str) -> None:
+        """Each tab whose chat asked for `key` says it switched; a switch only another
+        tab asked for is not announced here (this tab's chat still uses its own model)."""
         self._post({"t": "switched", "key": key})
-        if self.on_switch is not None:
+        models = self.models
+        theirs = key != models.requested_key() and key in models.remote_wants.values()
+        if self.on_switch is not None and not theirs:
             self.on_switch(key)
 
     # --- requests from the other tabs ------------------------------------------------
@@ -494,9 +498,7 @@ class RemoteModels(ModelView):
             self._waiting.pop(cid, None)
 
     def conversation_model_changed(self, key: str, download: bool) -> None:
-        loaded = self.box.state.engine.loaded_model == self.model_id(key)
-        if loaded and download and self.on_switch is not None:
-            self.on_switch(key)
+        """The owner starts or downloads it, and confirms with a `switched` notice."""
         self._send({"t": "model", "key": key, "download": download})
 
     async def engine_for_reply(self, key: str) -> RemoteEngine:
