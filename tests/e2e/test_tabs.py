@@ -153,7 +153,7 @@ def test_a_tab_closed_mid_reply_frees_the_engine_for_the_others(
 
 def test_a_reply_streaming_when_the_owner_closes_starts_again_in_the_new_owner(
         page: Page, new_tab: Callable[[str], Page], site_url: str) -> None:
-    first, second = two_tabs(page, new_tab, site_url, SLOW_REPLIES)
+    _first, second = two_tabs(page, new_tab, site_url, SLOW_REPLIES)
     second.page.get_by_role("button", name=re.compile(r"^Download Smart")).click()
     Models(second.page).wait_state("Smart", "Ready")
     second.send("Tell me a story about a tab that took over.")
