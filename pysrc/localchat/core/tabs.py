@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..ports import ChatResult, DeltaCallback, ProgressCallback, TabLink
@@ -105,6 +105,20 @@ def _problem(data: Any) -> UserMessage | None:
 
 # --- the owner's side ------------------------------------------------------------------
 
+def _progress_only(old: Any, new: Any) -> bool:
+    """Only bytes, estimates and compile progress moved (no state, error, size or model)."""
+    if old.model_sizes is not new.model_sizes or old.engine is not new.engine \
+            or old.storage is not new.storage or old.downloads.keys() != new.downloads.keys():
+        return False
+    for key, item in new.downloads.items():
+        before = old.downloads[key]
+        if (before.state, before.error, before.retry, before.failed_to_start,
+                before.bytes_total) != (item.state, item.error, item.retry,
+                                        item.failed_to_start, item.bytes_total):
+            return False
+    return True
+
+
 @dataclass
 class _Served:
     """A reply of another tab that the owner's engine answers."""
@@ -121,6 +135,7 @@ class ModelHub:
     """The owner tab serves the others from its ModelService."""
 
     PUBLISHED = ("downloads", "model_sizes", "engine", "storage")
+    PROGRESS_EVERY_S = 0.25
 
     def __init__(self, models: ModelService, link: TabLink) -> None:
         self.models = models
@@ -129,6 +144,7 @@ class ModelHub:
         self._watched: set[str] = set()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._scheduled = False
+        self._progress_timer: asyncio.TimerHandle | None = None
         self._last: dict[str, Any] | None = None
         self.on_switch: Callable[[str], None] | None = None
         """This tab's own announcement of a switch (the others are told by message)."""
@@ -152,10 +168,19 @@ class ModelHub:
     # --- publishing the state --------------------------------------------------------
 
     def _changed(self, old: Any, new: Any) -> None:
-        if self._scheduled or all(getattr(old, f) is getattr(new, f) for f in self.PUBLISHED):
+        """A change of state, size or model goes out at once (one notice per burst of
+        changes); bytes and estimates at most every PROGRESS_EVERY_S, so the other tabs
+        render progress a few times a second, not at every report of every file."""
+        if all(getattr(old, f) is getattr(new, f) for f in self.PUBLISHED):
             return
-        self._scheduled = True
-        asyncio.get_event_loop().call_soon(self._publish)  # one notice per burst of changes
+        if _progress_only(old, new):
+            if not self._scheduled and self._progress_timer is None:
+                self._progress_timer = asyncio.get_event_loop().call_later(
+                    self.PROGRESS_EVERY_S, self._publish)
+            return
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_event_loop().call_soon(self._publish)
 
     def snapshot(self) -> dict[str, Any]:
         state = self.models.box.state
@@ -169,6 +194,9 @@ class ModelHub:
 
     def _publish(self, force: bool = False) -> None:
         self._scheduled = False
+        if self._progress_timer is not None:
+            self._progress_timer.cancel()
+            self._progress_timer = None
         snapshot = self.snapshot()
         if force or snapshot != self._last:
             self._last = snapshot
@@ -427,21 +455,32 @@ class RemoteModels(ModelView):
             waiting.removed.set_result(False)
 
     def _mirror(self, message: dict[str, Any]) -> None:
+        """The owner's state into this tab's: only what changed (equal values keep their
+        objects, so the views that watch them don't render again)."""
         raw = message.get("downloads")
         items = [item_from_live(d) for d in raw] if isinstance(raw, list) else []
-        sizes = message.get("sizes")
-        storage = message.get("storage")
-        loaded = message.get("loaded")
+        downloads = {i.key: i for i in items if i is not None}
+        raw_sizes = message.get("sizes")
+        sizes = {str(k): int(v) for k, v in raw_sizes.items()
+                 if isinstance(v, (int, float))} if isinstance(raw_sizes, dict) else {}
+        raw_loaded = message.get("loaded")
+        loaded = raw_loaded if isinstance(raw_loaded, str) else None
+        raw_storage = message.get("storage")
+        storage = StorageInfo(raw_storage.get("usage"), raw_storage.get("quota"),
+                              raw_storage.get("persisted")) \
+            if isinstance(raw_storage, dict) else None
         state = self.box.state
-        self.box.update(
-            downloads={i.key: i for i in items if i is not None},
-            model_sizes={str(k): int(v) for k, v in sizes.items()
-                         if isinstance(v, (int, float))} if isinstance(sizes, dict) else {},
-            engine=type(state.engine)(loaded if isinstance(loaded, str) else None,
-                                      state.engine.error),
-            storage=StorageInfo(storage.get("usage"), storage.get("quota"),
-                                storage.get("persisted")) if isinstance(storage, dict)
-            else state.storage)
+        changes: dict[str, Any] = {}
+        if downloads != state.downloads:
+            changes["downloads"] = downloads
+        if sizes != state.model_sizes:
+            changes["model_sizes"] = sizes
+        if loaded != state.engine.loaded_model:
+            changes["engine"] = replace(state.engine, loaded_model=loaded)
+        if storage is not None and storage != state.storage:
+            changes["storage"] = storage
+        if changes:
+            self.box.update(**changes)
         self._mirrored.set()
 
     def _answer(self, kind: Any, message: dict[str, Any]) -> None:
