@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from localchat.core.downloads import DownloadItem, DownloadState
+from localchat.core.downloads import DownloadEvent, DownloadItem, DownloadState
 from localchat.core.errors import EngineFailure, UserMessage, engine_was_lost
 from localchat.core.models import NoModel
 from localchat.core.state import AppState, StateBox
@@ -311,5 +311,33 @@ def test_the_owner_takes_a_followers_open_chat_as_needed_now() -> None:
         b.conversation_model_changed("quick", download=True)  # b's chat asks for Quick
         await tabs.until(lambda: tabs.rig.loaded == QUICK, "Quick to be started for b")
         assert tabs.rig.states("quick")[-2:] == [S.COMPILING, S.READY]
+
+    run(scenario)
+
+
+def test_progress_goes_out_a_few_times_a_second_and_state_changes_at_once() -> None:
+    async def scenario() -> None:
+        tabs = Tabs()
+        await tabs.start("b")
+        b = tabs.followers["b"]
+        box = tabs.rig.box
+        item = DownloadItem("quick", QUICK, S.DOWNLOADING, bytes_total=1000)
+
+        def notices() -> int:
+            return len([m for m in tabs.bus.sent if m["t"] == "state"])
+
+        box.update(downloads={"quick": item})  # a new item: at once
+        await tabs.until(lambda: b.item("quick") == item, "the new item")
+        before = notices()
+        for done in range(1, 20):  # 19 progress reports in a burst
+            box.update(downloads={"quick": item.updated(bytes_done=done * 10)})
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert notices() == before  # not yet: progress waits for the next slot
+        await tabs.until(lambda: b.item("quick").bytes_done == 190, "the latest bytes")
+        assert notices() == before + 1  # one notice carried the whole burst
+        box.update(downloads={"quick": item.moved(DownloadEvent.CANCEL)})
+        await tabs.until(lambda: b.item("quick").state is S.CANCELED, "the cancel")
+        assert notices() == before + 2
 
     run(scenario)
