@@ -74,6 +74,7 @@ function watchStore() {
       "as soon as the other ones are closed; nothing is lost.", false);
   });
   document.addEventListener("localchat:store-open", clearStoreNotice);
+  document.addEventListener("localchat:store-failed", clearStoreNotice);
   document.addEventListener("localchat:store-closed", () => {
     showStoreNotice("closed", "LocalChat was updated in another tab.",
       "This tab let go of your saved conversations so the update could finish; everything " +

@@ -109,7 +109,8 @@ async function storageRefusal(wait) {
  * announced on `document` (boot.js shows the notices):
  * - `localchat:store-blocked`: the upgrade waits for another tab that holds an older
  *   version open; the open goes on waiting, and completes by itself once it closes;
- * - `localchat:store-open`: the database is open (after a wait, too);
+ * - `localchat:store-open` / `localchat:store-failed`: the open has finished (after a
+ *   wait, too), or failed (Python explains why);
  * - `localchat:store-closed`: another tab opens a newer version: this connection is
  *   closed at once (so that tab is not blocked), and every later call fails with
  *   "VersionChangeError".
@@ -157,6 +158,7 @@ function openOnce() {
     try {
       await instance.open();
     } catch (err) {
+      announce("store-failed");
       throw (await storageRefusal(true)) ?? err;
     }
     db = instance;
