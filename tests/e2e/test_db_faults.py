@@ -121,9 +121,13 @@ def test_a_blocked_upgrade_says_to_close_other_tabs_and_continues_by_itself(
 def test_a_newer_version_in_another_tab_is_let_through_and_this_tab_asks_to_reload(
         page: Page, site_url: str, other_tab: Page) -> None:
     chat = ChatPage(page, site_url).open()
+    chat.send("/echo first chat")
+    chat.wait_for_reply_done()
+    page.get_by_role("link", name="+ New chat").click()
+    expect(chat.user_messages()).to_have_count(0)
     chat.send("/echo saved before")
     chat.wait_for_reply_done()
-    chat.wait_stored("messages", 2)
+    chat.wait_stored("messages", 4)
 
     # A newer LocalChat opens the database at a higher version in another tab: this tab
     # lets go at once, so that open is not blocked.
@@ -136,19 +140,26 @@ def test_a_newer_version_in_another_tab_is_let_through_and_this_tab_asks_to_relo
     reload_button = notice.get_by_role("button", name="Reload")
     expect(reload_button).to_be_visible()
 
-    # The tab stays usable until it is reloaded, with no failures: the one notice says
-    # what is going on (the error guard fails the test on any console error).
+    # The tab stays usable until it is reloaded, with no failures: writes are skipped
+    # under that one notice (the error guard fails the test on any console error).
     chat.send("/echo not saved")
     expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("not saved")
     expect(chat.alerts).to_have_count(1)
-    assert sorted(m["content"] for m in ChatPage(other_tab, site_url).stored("messages")) == [
-        "/echo saved before", "saved before"]
+    # A read it can no longer make is explained in plain words too, not as an error name.
+    chat.sidebar_links.filter(has_text="/echo first chat").click()
+    expect(chat.alerts.filter(has_text="stopped using your saved conversations")
+           ).to_contain_text("Reload this tab to continue.")
+    expect(page.locator("#notice-area")).not_to_contain_text("VersionChangeError")
+    stored = ChatPage(other_tab, site_url).stored("messages")
+    assert sorted(m["content"] for m in stored) == [
+        "/echo first chat", "/echo saved before", "first chat", "saved before"]
 
     reload_button.click()
     chat.wait_until_ready()
     expect(chat.alerts).to_have_count(0)
-    expect(chat.sidebar_links.filter(has_text="/echo saved before")).to_be_visible()
-    expect(chat.assistant_messages().locator(".bubble")).to_have_text(["saved before"])
+    expect(chat.sidebar_links).to_have_text(["/echo saved before", "/echo first chat"])
+    chat.sidebar_links.filter(has_text="/echo first chat").click()
+    expect(chat.assistant_messages().locator(".bubble")).to_have_text(["first chat"])
     # The storage check leaves no database of its own behind.
     names = page.evaluate("indexedDB.databases().then((d) => d.map((x) => x.name))")
     assert DB_NAME in names and not [n for n in names if "check" in n]
