@@ -170,6 +170,7 @@ def test_a_newer_version_in_another_tab_is_let_through_and_this_tab_asks_to_relo
 # with site data blocked).
 REFUSALS = {
     "missing": "delete window.indexedDB;",
+    "undefined": "Object.defineProperty(window, 'indexedDB', { value: undefined });",
     "open throws": """
         IDBFactory.prototype.open = function () {
             throw new DOMException("Access to storage is not allowed.", "SecurityError");
