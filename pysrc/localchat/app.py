@@ -98,6 +98,7 @@ class App:
                 models.on_switch = self._switched
         self.models = models
         service = ChatService(box, store, models, clock)
+        self._watch_store_closed(service)
 
         self.service = service
         page = self.page = Page(js.document, self)
@@ -125,6 +126,17 @@ class App:
         if models is not None:
             self.spawn(self._start_models(models))
         self.spawn(self._install_markdown())
+
+    def _watch_store_closed(self, service: ChatService) -> None:
+        """A newer LocalChat in another tab took the database (db-bridge.js closed this
+        tab's connection; boot.js says so, with a Reload button): stop writing, so that
+        using the tab until it is reloaded gives no failures, only the one notice."""
+        def closed(*_: Any) -> None:
+            service.persist = False
+
+        proxy = create_proxy(closed)
+        js.document.addEventListener("localchat:store-closed", proxy)
+        self.proxies.append(proxy)
 
     @staticmethod
     def _model_service(box: StateBox, bridges: Any, store: DexieStore, choice: EngineChoice,

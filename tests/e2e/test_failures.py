@@ -45,7 +45,7 @@ def test_storage_unavailable_keeps_chat_working(page: Page, site_url: str) -> No
         };
     """)
     chat = ChatPage(page, site_url).open()
-    notice = chat.alerts.filter(has_text="Conversations can't be saved in this window")
+    notice = chat.alerts.filter(has_text="This browser isn't letting LocalChat store anything")
     expect(notice).to_contain_text("private browsing")
     chat.send("/echo still chatting")
     expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("still chatting")

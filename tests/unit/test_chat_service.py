@@ -120,7 +120,7 @@ def test_start_without_storage_still_finishes_loading_and_says_why() -> None:
     assert state.conversations_loaded
     assert state.conversations == ()
     assert state.storage_error is not None
-    assert state.storage_error.title == "Conversations can't be saved in this window."
+    assert state.storage_error.title == "This browser isn't letting LocalChat store anything."
     assert not rig.service.persist
 
 
@@ -531,7 +531,7 @@ def test_storage_failure_on_a_new_chat_keeps_it_in_the_list() -> None:
     assert state.active_id == state.conversations[0].id
     assert (rig.reply.content, rig.reply.status) == ("Hello!", MessageStatus.DONE)
     assert state.storage_error is not None
-    assert state.storage_error.title == "Conversations can't be saved in this window."
+    assert state.storage_error.title == "This browser isn't letting LocalChat store anything."
     assert rig.store.conversation_records == {}
     assert rig.store.message_records == {}
 

@@ -10,6 +10,7 @@ from localchat.core.errors import (
     UserMessage,
     explain_engine_failure,
     explain_store_failure,
+    storage_refused,
 )
 
 F16 = "This model needs a GPU feature your browser doesn't offer."
@@ -94,9 +95,10 @@ def test_an_unknown_engine_error_keeps_its_name_and_text() -> None:
 
 # --- the store ---------------------------------------------------------------------------
 
-PRIVATE = "Conversations can't be saved in this window."
+PRIVATE = "This browser isn't letting LocalChat store anything."
 FULL = "Storage is full."
 NEWER = "Your conversations were saved by a newer LocalChat."
+UPDATED_ELSEWHERE = "This tab has stopped using your saved conversations."
 CLOSED = "Conversation storage was closed."
 STORE_GENERIC = "Conversations can't be saved right now."
 KEEP = "Chats in this window still work but will not be saved."
@@ -107,6 +109,10 @@ KEEP = "Chats in this window still work but will not be saved."
     ("InvalidStateError", "A mutation operation was attempted", PRIVATE),
     ("SecurityError", "The operation is insecure.", PRIVATE),
     ("Error", "IndexedDB is not available in this window", PRIVATE),
+    ("StorageRefusedError", "This browser refuses to store data for this site "
+                            "(UnknownError: The user denied permission)", PRIVATE),
+    ("UnknownError", "The user denied permission to access the database.", PRIVATE),
+    ("VersionChangeError", "Another tab opened a newer version", UPDATED_ELSEWHERE),
     ("QuotaExceededError", "Quota exceeded", FULL),
     ("AbortError", "Transaction aborted: quota reached", FULL),
     ("VersionError", "The requested version (1) is less than the existing version (3).", NEWER),
@@ -120,16 +126,37 @@ def test_store_failure_titles(name: str, message: str, title: str) -> None:
     assert explain_store_failure(StoreFailure(name, message)).title == title
 
 
-@pytest.mark.parametrize("name", ["MissingAPIError", "QuotaExceededError", "VersionError",
-                                  "DatabaseClosedError", "UnknownError"])
+@pytest.mark.parametrize("name", ["MissingAPIError", "StorageRefusedError", "QuotaExceededError",
+                                  "VersionError", "VersionChangeError", "DatabaseClosedError",
+                                  "UnknownError"])
 def test_every_store_explanation_says_chatting_goes_on_unsaved(name: str) -> None:
     assert KEEP in explain_store_failure(StoreFailure(name, "x")).detail
 
 
-def test_private_window_suggests_a_normal_window() -> None:
-    msg = explain_store_failure(StoreFailure("MissingAPIError", "x"))
-    assert "private browsing" in msg.detail
-    assert msg.action == "Open LocalChat in a normal window to keep your conversations."
+@pytest.mark.parametrize("name", ["MissingAPIError", "StorageRefusedError", "SecurityError",
+                                  "InvalidStateError"])
+def test_refused_storage_names_the_cause_and_what_to_do(name: str) -> None:
+    msg = explain_store_failure(StoreFailure(name, "x"))
+    assert "private browsing" in msg.detail and "site data blocked" in msg.detail
+    assert "normal (not private) window" in msg.action
+    assert "allow this site to store data" in msg.action
+    # The cause is the browser's setting, never the site's files.
+    assert "rebuild" not in f"{msg.title} {msg.detail} {msg.action}".lower()
+
+
+def test_storage_refused_tells_refusals_from_other_failures() -> None:
+    assert storage_refused(StoreFailure("StorageRefusedError", "x"))
+    assert storage_refused(StoreFailure("UnknownError", "The user denied permission"))
+    assert not storage_refused(StoreFailure("UnknownError", "Internal error opening backing "
+                                                            "store"))
+    assert not storage_refused(StoreFailure("QuotaExceededError", "full"))
+    assert not storage_refused(StoreFailure("VersionChangeError", "newer version elsewhere"))
+
+
+def test_an_update_in_another_tab_asks_to_reload_and_loses_nothing() -> None:
+    msg = explain_store_failure(StoreFailure("VersionChangeError", "x"))
+    assert "another tab" in msg.detail and "nothing saved was lost" in msg.detail
+    assert msg.action == "Reload this tab to continue."
 
 
 def test_newer_version_promises_nothing_was_changed() -> None:

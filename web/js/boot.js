@@ -1,11 +1,16 @@
 // Boot: the part of LocalChat that runs before Python is ready.
 //
 // Owns: the early composer (typing works from first paint; a send before Python is up
-// is held and shown as "Starting…"), loading the JS bridges Python calls, registering
-// the service worker, and plain-words messages when something fails before Python can
-// speak (a missing or damaged vendored file, Python failing to start).
-// Side effects: sets window.localchat = {boot, pyodide, bridges}; starts Pyodide (handed to
-// PyScript by js/interpreter.js); registers ./sw.js.
+// is held and shown as "Starting…"), checking that the browser lets the site store data,
+// starting PyScript, loading the JS bridges Python calls, registering the service worker,
+// plain-words messages when something fails before Python can speak (a missing or
+// damaged vendored file, Python failing to start), and the notices about the database's
+// connection, which can come before Python runs (an upgrade blocked by another tab, this
+// tab's connection given up to a newer version in another tab).
+// Side effects: sets window.localchat = {boot, pyodide, storage, bridges}; starts Pyodide
+// (handed to PyScript by js/interpreter.js); imports PyScript (vendor/pyscript/core.js)
+// once storage is checked, with a memory-only IndexedDB stand-in if the browser refuses
+// storage (js/memory-idb.js); registers ./sw.js.
 
 const BOOT_TIMEOUT_MS = 60_000;
 
@@ -27,6 +32,129 @@ function showBootError(title, detail, action) {
   area.append(box);
   const status = document.getElementById("composer-status");
   if (status) status.textContent = "LocalChat could not start.";
+}
+
+// Notices about the database connection (not failures: no console error). One at a
+// time, in their own box, so the app's own notices (Python's) are left alone.
+function showStoreNotice(kind, title, detail, withReload) {
+  console.warn(`LocalChat: ${title}`);
+  const area = document.getElementById("notice-area");
+  if (!area) return;
+  clearStoreNotice();
+  const box = document.createElement("div");
+  box.className = "notice notice-warning";
+  box.setAttribute("role", "alert");
+  box.dataset.storeNotice = kind;
+  const h = document.createElement("strong");
+  h.textContent = title;
+  const p = document.createElement("p");
+  p.textContent = detail;
+  box.append(h, p);
+  if (withReload) {
+    const reload = document.createElement("button");
+    reload.type = "button";
+    reload.className = "header-button";
+    reload.textContent = "Reload";
+    reload.addEventListener("click", () => location.reload());
+    box.append(reload);
+  }
+  area.append(box);
+}
+
+function clearStoreNotice() {
+  for (const node of document.querySelectorAll("[data-store-notice]")) node.remove();
+}
+
+// db-bridge.js announces the connection's changes as document events.
+function watchStore() {
+  document.addEventListener("localchat:store-blocked", () => {
+    showStoreNotice("blocked", "LocalChat was updated: close its other tabs to continue.",
+      "Another LocalChat tab or window is still open with the previous version, so your " +
+      "saved conversations can't be brought up to date yet. This tab continues by itself " +
+      "as soon as the other ones are closed; nothing is lost.", false);
+  });
+  document.addEventListener("localchat:store-open", clearStoreNotice);
+  document.addEventListener("localchat:store-failed", clearStoreNotice);
+  document.addEventListener("localchat:store-closed", () => {
+    showStoreNotice("closed", "LocalChat was updated in another tab.",
+      "This tab let go of your saved conversations so the update could finish; everything " +
+      "saved so far is kept. Until you reload, nothing new in this tab is saved.", true);
+  });
+}
+
+// Whether this browser lets the site store data in IndexedDB. Resolves (never rejects)
+// to {usable: true}, or {usable: false, name, message} when IndexedDB is missing or
+// refuses to open (private modes, site data blocked). The check opens a database that is
+// never created (its creation is aborted), so it neither leaves anything behind nor
+// waits behind an upgrade of LocalChat's own database. LocalChat's database is opened in
+// parallel (db-bridge.js), and consults the verdict only if that open fails.
+const STORAGE_CHECK_DB = "localchat-storage-check";
+const STORAGE_CHECK_TIMEOUT_MS = 3000; // a slow disk must not hold the start-up
+
+function checkStorage() {
+  const refused = (err, fallback) => ({
+    usable: false,
+    name: (err && err.name) || fallback,
+    message: (err && err.message) || String(err),
+  });
+  let factory;
+  try {
+    factory = globalThis.indexedDB;
+  } catch (err) { // some browsers throw SecurityError on merely reading it
+    return Promise.resolve(refused(err, "SecurityError"));
+  }
+  if (!factory) {
+    return Promise.resolve({ usable: false, name: "MissingAPIError",
+                             message: "IndexedDB is not available in this browser window." });
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ usable: true }), STORAGE_CHECK_TIMEOUT_MS);
+    const done = (verdict) => {
+      clearTimeout(timer);
+      resolve(verdict);
+    };
+    let request;
+    let creating = false;
+    try {
+      request = factory.open(STORAGE_CHECK_DB);
+    } catch (err) {
+      done(refused(err, "SecurityError"));
+      return;
+    }
+    request.onupgradeneeded = () => {
+      creating = true;
+      request.transaction.abort();
+    };
+    request.onsuccess = () => { // left over by an older check: fine, storage works
+      request.result.close();
+      done({ usable: true });
+    };
+    request.onerror = (event) => {
+      event.preventDefault();
+      done(creating ? { usable: true } : refused(request.error, "UnknownError"));
+    };
+  });
+}
+
+// PyScript caches its packages and files in IndexedDB and cannot start without it, so
+// it is imported once storage is checked; when the browser refuses storage, PyScript
+// gets a memory-only stand-in and the app starts anyway (and says why nothing is saved).
+async function startPyScript(storage) {
+  const verdict = await storage;
+  // Known to db-bridge.js from now on, synchronously (before any stand-in is installed).
+  window.localchat.storageVerdict = verdict;
+  try {
+    if (!verdict.usable) {
+      console.warn(`LocalChat: storage refused (${verdict.name}: ${verdict.message}); ` +
+                   "nothing will be saved in this window.");
+      (await import("./memory-idb.js")).installMemoryIndexedDB();
+    }
+    await import("../vendor/pyscript/core.js");
+  } catch (err) {
+    const findings = await diagnoseFiles(["vendor/pyscript/core.js", "js/memory-idb.js"]);
+    const detail = findings.length ? findings.join(" ") : String((err && err.message) || err);
+    showBootError("A file LocalChat needs could not be loaded.", detail, RELOAD_ADVICE);
+  }
 }
 
 const RELOAD_ADVICE =
@@ -71,18 +199,21 @@ async function diagnoseFiles(files) {
 // Load the JS bridges that Python calls. A missing or damaged vendored file (e.g.
 // vendor/dexie/dexie.mjs) fails this import: name the file instead of hanging.
 async function loadBridges() {
+  // The database is opened as soon as its bridge is loaded (before the other bridges and
+  // before Pyodide's long start-up task takes the main thread), so that an upgrade
+  // blocked by another tab is seen and explained at once. Python awaits the same
+  // promise (open() returns the first call's promise), so nothing runs twice.
+  const dbBridge = import("./db-bridge.js");
+  dbBridge.then((db) => db.open().catch(() => {}), () => {}); // a failure reaches Python
   try {
     const [db, engine, downloads, tabs] = await Promise.all([
-      import("./db-bridge.js"),
+      dbBridge,
       import("./engine-bridge.js"),
       import("./download-bridge.js"),
       import("./tabs-bridge.js"),
     ]);
-    // Start the slow, independent parts of the app's start-up now, while Pyodide
-    // loads: the GPU probe and opening IndexedDB. Python awaits the same promises
-    // (both functions return the first call's promise), so nothing runs twice.
+    // The GPU probe is slow and independent of the rest: start it now too.
     engine.probeGpu(location.search);
-    db.open().catch(() => {}); // a failure reaches Python when it asks
     return { db, engine, downloads, tabs };
   } catch (err) {
     const findings = await diagnoseFiles(BRIDGE_FILES);
@@ -133,7 +264,9 @@ function watchPythonStart() {
   // PyScript reports Python errors as `py:error`-style messages in the page and
   // console; a failed interpreter download only shows in the console, so keep a watch.
   const timer = setTimeout(() => {
-    if (document.body.dataset.ready !== "true" && !document.querySelector("[data-boot-error]")) {
+    // Waiting for another tab to close (a blocked upgrade) is explained already.
+    if (document.body.dataset.ready !== "true" && !document.querySelector("[data-boot-error]")
+        && !document.querySelector("[data-store-notice]")) {
       showBootError("LocalChat is taking unusually long to start.",
         "Python has not finished loading after a minute.", RELOAD_ADVICE);
     }
@@ -175,7 +308,10 @@ function startPython() {
 
 const boot = holdEarlySend();
 boot.watchdog = watchPythonStart();
-window.localchat = { boot, pyodide: startPython(), bridges: loadBridges() };
+watchStore();
+const storage = checkStorage();
+window.localchat = { boot, pyodide: startPython(), storage, bridges: loadBridges() };
+startPyScript(storage);
 // Python awaits these promises; keep a rejection from also being reported as unhandled.
 window.localchat.pyodide.catch(() => {});
 window.localchat.bridges.catch(() => {});

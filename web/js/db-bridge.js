@@ -66,8 +66,10 @@ function guard(work) {
 }
 
 let db = null;
+let closedError = null; // why the connection was given up (versionchange), once it was
 
 function database() {
+  if (closedError !== null) throw closedError;
   if (db === null) {
     const error = new Error("The conversation store is not open.");
     error.name = "StoreNotOpenError";
@@ -76,7 +78,43 @@ function database() {
   return db;
 }
 
-/** Open (and, if needed, upgrade) the database. Resolves to {version, persisted}. */
+function announce(type) {
+  document.dispatchEvent(new CustomEvent(`localchat:${type}`));
+}
+
+function refusalError(verdict) {
+  const err = new Error("This browser refuses to store data for this site " +
+                        `(${verdict.name}: ${verdict.message})`);
+  err.name = "StorageRefusedError";
+  return err;
+}
+
+/**
+ * boot.js's storage check (window.localchat.storage), which also sees `indexedDB.open`
+ * failing asynchronously: a "StorageRefusedError" if it found storage refused, else
+ * null. `wait`: wait for the check (else only a finished check counts).
+ */
+async function storageRefusal(wait) {
+  const boot = globalThis.localchat || {};
+  let verdict = boot.storageVerdict;
+  if (!verdict && wait && boot.storage) verdict = await boot.storage;
+  return verdict && !verdict.usable ? refusalError(verdict) : null;
+}
+
+/**
+ * Open (and, if needed, upgrade) the database. Resolves to {version}.
+ *
+ * When the browser refuses storage it fails with "StorageRefusedError" (or the browser's
+ * own error, if the storage check didn't see the refusal). Every other outcome is
+ * announced on `document` (boot.js shows the notices):
+ * - `localchat:store-blocked`: the upgrade waits for another tab that holds an older
+ *   version open; the open goes on waiting, and completes by itself once it closes;
+ * - `localchat:store-open` / `localchat:store-failed`: the open has finished (after a
+ *   wait, too), or failed (Python explains why);
+ * - `localchat:store-closed`: another tab opens a newer version: this connection is
+ *   closed at once (so that tab is not blocked), and every later call fails with
+ *   "VersionChangeError".
+ */
 let opening = null; // the first open()'s promise: later calls share it
 
 export function open() {
@@ -87,24 +125,44 @@ export function open() {
 function openOnce() {
   return guard((async () => {
     if (db !== null) return { version: db.verno };
-    if (typeof indexedDB === "undefined" || indexedDB === null) {
-      const err = new Error("IndexedDB is not available in this browser window.");
-      err.name = "MissingAPIError";
-      throw err;
+    // Not waiting for the storage check: an upgrade blocked by another tab is to be seen
+    // (and explained) at once. A refusal already known is reported as such.
+    const known = await storageRefusal(false);
+    if (known !== null) throw known;
+    // Read now, not when Dexie was imported: after a refusal, boot.js gives PyScript a
+    // memory-only stand-in as `indexedDB`, which must never hold conversations.
+    const factory = typeof indexedDB === "undefined" ? null : indexedDB;
+    if (factory === null) {
+      throw (await storageRefusal(true)) ?? Object.assign(
+        new Error("IndexedDB is not available in this browser window."),
+        { name: "MissingAPIError" });
     }
-    const instance = new Dexie(DB_NAME);
+    const instance = new Dexie(DB_NAME, { indexedDB: factory, IDBKeyRange });
     for (const step of SCHEMA) {
       const v = instance.version(step.version).stores(step.stores);
       if (step.upgrade) v.upgrade(step.upgrade);
     }
-    // Another tab with a newer version asks us to close: do so, and tell the page.
+    instance.on("blocked", () => announce("store-blocked"));
+    // Another tab opens a newer version: let go at once, and tell the page. (Dexie's
+    // own handler also closes, but would reopen on the next call, which then fails
+    // with VersionError or blocks the other tab again.)
     instance.on("versionchange", () => {
       instance.close();
-      document.dispatchEvent(new CustomEvent("localchat:store-closed"));
+      const err = new Error("Another tab opened a newer version of LocalChat's database, " +
+                            "so this tab closed its connection.");
+      err.name = "VersionChangeError";
+      closedError = err;
+      announce("store-closed");
       return false;
     });
-    await instance.open();
+    try {
+      await instance.open();
+    } catch (err) {
+      announce("store-failed");
+      throw (await storageRefusal(true)) ?? err;
+    }
     db = instance;
+    announce("store-open");
     return { version: instance.verno };
   })());
 }

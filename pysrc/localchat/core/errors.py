@@ -18,6 +18,7 @@ __all__ = [
     "explain_engine_failure",
     "explain_start_failure",
     "explain_store_failure",
+    "storage_refused",
 ]
 
 
@@ -133,19 +134,42 @@ def explain_start_failure(failure: EngineFailure, label: str, vram_mb: float) ->
                        "remove its files.")
 
 
+_REFUSED_NAMES = frozenset({"StorageRefusedError", "MissingAPIError", "SecurityError",
+                            "InvalidStateError"})
+"""Errors of a browser that won't let the site store anything (private modes, site data
+blocked, IndexedDB turned off). db-bridge.js names its storage check's finding
+StorageRefusedError; the others are what IndexedDB or Dexie throw when opening."""
+
+
+def storage_refused(failure: StoreFailure) -> bool:
+    """The browser refuses to store anything for this site (not a fault of the site's
+    files, nor of one write)."""
+    lowered = f"{failure.name} {failure.message}".lower()
+    return (failure.name in _REFUSED_NAMES or "indexeddb is not available" in lowered
+            or (failure.name == "UnknownError"
+                and ("denied" in lowered or "permission" in lowered)))
+
+
 def explain_store_failure(failure: StoreFailure) -> UserMessage:
     name, text = failure.name, failure.message
     lowered = f"{name} {text}".lower()
     keep = "Chats in this window still work but will not be saved."
-    if (name in {"MissingAPIError", "InvalidStateError", "SecurityError"}
-            or "indexeddb is not available" in lowered):
-        return UserMessage("Conversations can't be saved in this window.",
-                           "This browser window does not offer storage (IndexedDB) — private "
-                           "browsing often turns it off. " + keep,
-                           "Open LocalChat in a normal window to keep your conversations.")
+    if storage_refused(failure):
+        return UserMessage("This browser isn't letting LocalChat store anything.",
+                           "Saving data is turned off for this site (private browsing, or "
+                           "site data blocked in the browser's settings), so conversations "
+                           "from earlier visits can't be shown either. " + keep,
+                           "To keep your conversations, open LocalChat in a normal (not "
+                           "private) window, or allow this site to store data in the "
+                           "browser's settings, then reload.")
     if name == "QuotaExceededError" or "quota" in lowered:
         return UserMessage("Storage is full.", "The browser refused to store more data. " + keep,
                            "Free disk space or delete downloaded models, then reload.")
+    if name == "VersionChangeError":
+        return UserMessage("This tab has stopped using your saved conversations.",
+                           "LocalChat was updated in another tab, so this tab let go of them "
+                           "for the update to finish; nothing saved was lost. " + keep,
+                           "Reload this tab to continue.")
     if name in {"VersionError", "UpgradeError"}:
         return UserMessage("Your conversations were saved by a newer LocalChat.",
                            "This version can't open them; nothing was changed. " + keep,
