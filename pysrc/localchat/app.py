@@ -23,6 +23,7 @@ from .adapters.engine_client import WorkerEngine, WorkerRuntime
 from .adapters.ffi import create_proxy, js_object
 from .adapters.model_panel import ModelPanel
 from .adapters.page import Page
+from .adapters.tab_sync import BrowserReplyLocks, connect_tabs
 from .core.catalog import CATALOG, model_for_key
 from .core.chat import ChatService, check_message
 from .core.conversation import Conversation, new_id
@@ -83,7 +84,7 @@ class App:
             models = self._model_service(box, bridges, store, choice, search, clock)
             models.on_switch = self._switched
         self.models = models
-        service = ChatService(box, store, models, clock)
+        service = ChatService(box, store, models, clock, BrowserReplyLocks(bridges.db))
 
         self.service = service
         page = self.page = Page(js.document, self)
@@ -96,6 +97,8 @@ class App:
         service.on_stream(page.stream)
         box.subscribe(self._follow_route)
 
+        _sync, tab_proxies = connect_tabs(bridges.db, service, self.spawn)  # other tabs' changes
+        self.proxies.extend(tab_proxies)
         await service.start()
         await service.open(parse_route(str(js.location.hash)))
         on_hash = create_proxy(
@@ -239,6 +242,15 @@ class App:
 
     def regenerate(self) -> None:
         self.spawn(self.service.regenerate())
+
+    def continue_reply(self) -> None:
+        self.spawn(self.service.continue_reply())
+
+    def keep_as_new_chat(self) -> None:
+        self.spawn(self.service.keep_as_new_chat())
+
+    def discard_unsent(self) -> None:
+        self.service.discard_unsent()
 
     def rename(self, conversation_id: str, title: str) -> None:
         self.spawn(self.service.rename(conversation_id, title))

@@ -41,6 +41,9 @@ class Actions(Protocol):
     def send(self, text: str) -> None: ...
     def stop(self) -> None: ...
     def regenerate(self) -> None: ...
+    def continue_reply(self) -> None: ...
+    def keep_as_new_chat(self) -> None: ...
+    def discard_unsent(self) -> None: ...
     def rename(self, conversation_id: str, title: str) -> None: ...
     def delete(self, conversation_id: str) -> None: ...
     def export(self, conversation_id: str | None) -> None: ...
@@ -297,6 +300,14 @@ class Page:
         if action == "regenerate":
             self._follow = True
             self.actions.regenerate()
+        elif action == "continue":
+            self._follow = True
+            self.actions.continue_reply()
+        elif action == "keep-as-new-chat":
+            self._follow = True
+            self.actions.keep_as_new_chat()
+        elif action == "discard-unsent":
+            self.actions.discard_unsent()
         elif action == "copy-code":
             code = node.closest(".code-block").querySelector("code")
             js.navigator.clipboard.writeText(code.textContent).then(
@@ -577,7 +588,9 @@ class Page:
                 self._render_thread(new, full=False)
             else:
                 self._render_thread(new, full=True)
-        elif old.messages != new.messages or (old.active != new.active):
+        elif old.messages != new.messages or (old.active != new.active) or (
+                old.deleted_elsewhere_id, old.unsent_text) != (new.deleted_elsewhere_id,
+                                                               new.unsent_text):
             self._render_thread(new, full=False)
         if first or (old.engine_choice, old.gpu, old.storage_error) != (
                 new.engine_choice, new.gpu, new.storage_error):
