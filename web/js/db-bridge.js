@@ -207,12 +207,23 @@ export function putMessage(message, touchUpdatedAt) {
 }
 
 /**
- * The same as putMessage, for a page that is going away (pagehide): the transaction
- * starts now, synchronously, and nobody waits for it; a failure is dropped (the last
- * periodic save stays).
+ * putMessage for a page that is going away (pagehide). Nothing after the handler returns
+ * runs in a page being unloaded (no request callback, no Dexie step), and a transaction
+ * not committed by then is lost: so one raw IndexedDB transaction puts the message and
+ * commits at once. It can't wait to read the conversation first, so the caller checks
+ * that it still exists as far as this tab knows (another tab's delete notice arrives
+ * within milliseconds). Nobody waits for it; a failure is dropped (the last periodic
+ * save stays).
  */
 export function putMessageNow(message) {
-  putMessage(message, null).catch(() => {});
+  try {
+    const tx = database().backendDB().transaction(["messages"], "readwrite");
+    tx.objectStore("messages").put(message);
+    tx.onerror = (event) => event.preventDefault();
+    if (tx.commit) tx.commit();
+  } catch (_err) {
+    // The store is closed or gone: the last periodic save stays.
+  }
 }
 
 /** Change some fields of a message (e.g. its content when a reply finishes). */

@@ -111,6 +111,7 @@ class Page:
         listen(document, "keydown", self._document_keydown)
         listen(self.sidebar_list, "scroll", lambda *_: self._sidebar_scrolled())
         self._follow = True
+        self._rerendering = False
 
     def _listen(self, node: Any, event: str, handler: Callable[..., None]) -> None:
         proxy = create_proxy(handler)
@@ -246,6 +247,8 @@ class Page:
             self._finish_rename(target, False)
 
     def _sidebar_focusout(self, event: Any, *_: Any) -> None:
+        if self._rerendering:
+            return
         if event.target.classList.contains("rename-input"):
             self._finish_rename(event.target, True)
 
@@ -548,10 +551,22 @@ class Page:
             item = focused.closest("li[data-id]")
             action = focused.getAttribute("data-action")
             keep = (str(item.dataset.id), action) if item else None
+        # A title being edited survives a re-render (another tab's change can cause one).
+        editing = self.sidebar_list.querySelector(".rename-input:not([data-done])")
+        editing_id = self._item_id(editing) if editing else None
         start, end = self._wanted_window(len(new.conversations))
         self._sidebar_window = (start, end)
-        self.sidebar_list.innerHTML = views.conversation_items(
-            new.conversations, new.active_id, new.conversations_loaded, start, end)
+        self._rerendering = True  # removing a focused field fires focusout: not a commit
+        try:
+            self.sidebar_list.innerHTML = views.conversation_items(
+                new.conversations, new.active_id, new.conversations_loaded, start, end)
+        finally:
+            self._rerendering = False
+        if editing is not None and editing_id is not None:
+            link = self.sidebar_list.querySelector(f'li[data-id="{editing_id}"] a')
+            if link:
+                link.replaceWith(editing)
+                editing.focus()
         if keep is not None:
             cid, action = keep
             selector = f'li[data-id="{cid}"] ' + (f'[data-action="{action}"]' if action

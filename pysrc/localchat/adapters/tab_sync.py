@@ -6,7 +6,8 @@ Wires web/js/tab-sync.js (through db-bridge.js, which re-exports it) to the core
   while a reply streams here, and asks which are held anywhere;
 - on `pagehide` the reply streaming now is stored as far as it has arrived, marked
   interrupted (the transaction starts synchronously, before the page goes).
-Side effects: one channel listener and one `pagehide` listener per `connect_tabs` call.
+Side effects: one channel listener and one `pagehide` listener per `connect_tabs` call;
+`<body data-tab-sync="n">` counts the refreshes applied from other tabs' notices.
 
     sync, proxies = connect_tabs(bridges.db, service, app.spawn)
 """
@@ -52,7 +53,10 @@ def connect_tabs(bridge: Any, service: ChatService,
                  spawn: Callable[[Awaitable[Any]], Any]) -> tuple[TabSync, list[Any]]:
     """Start hearing the other tabs: the TabSync that applies their notices, and the
     listeners' proxies (they live as long as the page)."""
-    sync = TabSync(service, spawn)
+    def applied(rounds: int) -> None:
+        js.document.body.dataset.tabSync = str(rounds)  # tests wait on it, never sleep
+
+    sync = TabSync(service, spawn, applied)
 
     def heard(data: Any, *_: Any) -> None:
         sync.notice(py_value(data))

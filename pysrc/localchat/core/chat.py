@@ -486,6 +486,9 @@ class ChatService:
         growing = self._growing
         if growing is None or growing.ended or not self.persist:
             return None
+        if not any(c.id == growing.message.conversation_id
+                   for c in self.box.state.conversations):
+            return None  # deleted in another tab: never store a message without its chat
         return replace(growing.message, content=growing.content,
                        status=MessageStatus.INTERRUPTED)
 

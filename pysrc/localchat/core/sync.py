@@ -29,9 +29,11 @@ Spawn = Callable[[Awaitable[Any]], Any]
 
 
 class TabSync:
-    def __init__(self, service: ChatService,
-                 spawn: Spawn | None = None) -> None:
+    def __init__(self, service: ChatService, spawn: Spawn | None = None,
+                 on_applied: Callable[[int], None] | None = None) -> None:
         self.service = service
+        self.on_applied = on_applied
+        """Called with `applied` after each refresh round (the page marks it for tests)."""
         self._spawn: Spawn = spawn or asyncio.ensure_future
         self._ids: set[str] = set()
         self._all = False
@@ -77,6 +79,8 @@ class TabSync:
                 for cid in sorted(messages):
                     await self.service.refresh_messages(cid)
                 self.applied += 1
+                if self.on_applied is not None:
+                    self.on_applied(self.applied)
         finally:
             running, self._running = self._running, None
             if running is not None:
