@@ -59,7 +59,7 @@ test: build chromium lint
 
 bench: build chromium
 	$(PY) bench/boot.py; boot=$$?; $(PY) bench/chat.py; chat=$$?; $(PY) bench/models.py; \
-	models=$$?; exit $$(( boot || chat || models ))
+	models=$$?; $(PY) bench/tabs.py; tabs=$$?; exit $$(( boot || chat || models || tabs ))
 
 clean:
 	rm -rf web/vendor .build test-results
