@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
