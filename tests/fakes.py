@@ -331,6 +331,13 @@ class FakeLocks:
 
     def __init__(self) -> None:
         self._held: dict[str, object] = {}
+        self.changed = asyncio.Event()
+        """Set (and cleared again) whenever a lock is let go."""
+
+    def _let_go(self, message_id: str) -> None:
+        del self._held[message_id]
+        self.changed.set()
+        self.changed = asyncio.Event()
 
     def tab_locks(self) -> _TabLocks:
         return _TabLocks(self)
@@ -350,7 +357,7 @@ class _TabLocks:
 
         def release() -> None:
             if self._locks._held.get(message_id) is self:
-                del self._locks._held[message_id]
+                self._locks._let_go(message_id)
 
         return release
 
@@ -358,9 +365,14 @@ class _TabLocks:
         await asyncio.sleep(0)
         return set(self._locks._held)
 
+    async def released(self, message_id: str) -> None:
+        while message_id in self._locks._held:
+            await self._locks.changed.wait()
+
     def close_tab(self) -> None:
+        """This tab goes away (no pagehide save): every lock it holds is let go."""
         for mid in [m for m, owner in self._locks._held.items() if owner is self]:
-            del self._locks._held[mid]
+            self._locks._let_go(mid)
 
 
 class FakeEngine:

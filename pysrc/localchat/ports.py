@@ -84,6 +84,10 @@ class ReplyLocks(Protocol):
         """Ids of the messages whose lock any tab holds now."""
         ...
 
+    async def released(self, message_id: str) -> None:
+        """Return once no tab holds the reply's lock (its tab finished or went away)."""
+        ...
+
 
 class ChatEngine(Protocol):
     """The model engine the user chats with. Failures raise EngineFailure."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from playwright.sync_api import Page, expect
 
 from .pages.chat import FAST_SIM, ChatPage
+from .pages.models import Models
 
 SLOW_REPLY = "engine=sim&sim_scale=0.002&sim_mbps=200&sim_compile_s=0.2&sim_tps=12"
 LONG_ECHO = "/echo " + " ".join(f"word{i}" for i in range(60))
@@ -118,14 +119,16 @@ def test_two_renames_in_two_tabs_end_as_the_later_one_everywhere(
     expect(first.sidebar_links).to_have_text(["Title from the second tab"])
     first.wait_stored_field("conversations", cid, "title", "Title from the second tab")
 
-    # Quick renames, one right after the other in alternating tabs, end the same way.
+    # Quick renames, each as soon as the tab shows the one before, in alternating tabs.
+    current = "Title from the second tab"
     for tab, title in ((first, "Quick one"), (second, "Quick two"), (first, "Quick three")):
-        current = tab.sidebar_links.first.inner_text()
+        expect(tab.sidebar_links).to_have_text([current])
         tab.sidebar_item(current).get_by_role("button", name=f"Rename “{current}”").click()
         box = tab.page.get_by_role("textbox", name="Conversation title")
         box.fill(title)
         box.press("Enter")
         expect(tab.sidebar_links).to_have_text([title])
+        current = title
     for tab in (first, second):
         expect(tab.sidebar_links).to_have_text(["Quick three"])
     assert [c["title"] for c in first.stored("conversations")] == ["Quick three"]
@@ -280,3 +283,17 @@ def test_a_reply_streaming_in_another_tab_is_not_shown_as_interrupted(
     expect(growing).not_to_have_class(re.compile(r"(^|\s)streaming(\s|$)"))
     expect(growing.locator(".meta")).to_contain_text("stopped")
     expect(growing.locator(".bubble")).to_have_text(stopped.locator(".bubble").inner_text())
+
+
+def test_a_model_change_in_one_tab_shows_in_the_other(
+        page: Page, site_url: str, new_tab: Callable[[str], Page]) -> None:
+    first = ChatPage(page, site_url).open()
+    first.send("/echo which model")
+    first.wait_for_reply_done()
+    cid = _conversation_id(page)
+    second = _second_tab(new_tab, site_url, f"#/chat/{cid}")
+    theirs = Models(second.page)
+    expect(theirs.selector).to_have_accessible_name(re.compile("Smart"))
+    Models(page).choose("Quick")
+    expect(theirs.selector).to_have_accessible_name(re.compile("Quick"))
+    first.wait_stored_field("conversations", cid, "model", "quick")

@@ -302,3 +302,27 @@ def test_old_records_without_the_new_fields_load_unchanged() -> None:
     a, shared, before = run(scenario)
     assert a.state.messages[0].status is MessageStatus.DONE
     assert shared.message_records == before
+
+
+def test_a_reply_whose_tab_vanishes_mid_stream_turns_interrupted_in_the_other_tab() -> None:
+    async def scenario() -> tuple[MessageStatus, Message]:
+        import asyncio
+
+        shared = FakeStore(
+            [Conversation("c", "Chat", "smart", 1, 1)],
+            [Message("u", "c", Role.USER, "q", None, 1),
+             Message("r", "c", Role.ASSISTANT, "so far", SMART_F32, 2,
+                     MessageStatus.STREAMING)])
+        a, b, _ = two_tabs(shared)
+        await b.locks.hold("r")  # B streams r, then crashes: no pagehide save
+        await boot(a)
+        await a.service.open("c")
+        before = a.state.messages[-1].status
+        b.locks.close_tab()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        return before, a.state.messages[-1]
+
+    before, after = run(scenario)
+    assert before is MessageStatus.STREAMING
+    assert after.status is MessageStatus.INTERRUPTED and after.content == "so far"

@@ -11,7 +11,7 @@
 import Dexie from "../vendor/dexie/dexie.mjs";
 import { announce } from "./tab-sync.js";
 
-export { heldReplyLocks, holdReplyLock, onDataChange } from "./tab-sync.js";
+export { heldReplyLocks, holdReplyLock, onDataChange, replyLockReleased } from "./tab-sync.js";
 
 export const DB_NAME = "localchat";
 

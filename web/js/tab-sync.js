@@ -56,6 +56,18 @@ export function holdReplyLock(messageId) {
   });
 }
 
+/** Resolves once no tab holds the reply's lock (it is taken and let go at once). */
+export function replyLockReleased(messageId) {
+  return new Promise((resolve) => {
+    const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;
+    if (!locks || !locks.request) {
+      resolve();
+      return;
+    }
+    locks.request(REPLY_LOCK_PREFIX + messageId, () => undefined).then(resolve, resolve);
+  });
+}
+
 /** Ids of the messages whose reply lock some tab holds now (streaming somewhere). */
 export async function heldReplyLocks() {
   const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;

@@ -48,6 +48,12 @@ class BrowserReplyLocks:
             return set()
         return {i for i in ids if isinstance(i, str)} if isinstance(ids, list) else set()
 
+    async def released(self, message_id: str) -> None:
+        try:
+            await call(self._db.replyLockReleased(message_id), StoreFailure)
+        except StoreFailure:
+            return
+
 
 def connect_tabs(bridge: Any, service: ChatService,
                  spawn: Callable[[Awaitable[Any]], Any]) -> tuple[TabSync, list[Any]]:

@@ -72,6 +72,10 @@ class SoloLocks:
     async def held(self) -> set[str]:
         return set(self._held)
 
+    async def released(self, message_id: str) -> None:
+        while message_id in self._held:
+            await asyncio.sleep(0.5)
+
 
 @dataclass
 class _GrowingReply:
@@ -131,6 +135,8 @@ class ChatService:
         self._growing: _GrowingReply | None = None
         self._messages_stale = False
         """Another tab changed the open chat's messages while this one was replying."""
+        self._watched: dict[str, asyncio.Future[Any]] = {}
+        """Replies streaming in another tab, each watched until that tab lets it go."""
         self._engine: ModelEngine | None = None
         self._stop_waiting: asyncio.Event | None = None
         """The engine answering the reply that is streaming."""
@@ -199,7 +205,26 @@ class ChatService:
             stored = [replace(m, status=MessageStatus.INTERRUPTED)
                       if m.status is MessageStatus.STREAMING and m.id not in held else m
                       for m in stored]
+            own = self._growing.message.id if self._growing is not None else None
+            for m in stored:
+                if m.status is MessageStatus.STREAMING and m.id != own:
+                    self._watch(m)
         return tuple(stored)
+
+    def _watch(self, message: Message) -> None:
+        """A reply streaming in another tab: read its chat again once that tab lets it go
+        (finished, or gone without a word: then it reads as interrupted)."""
+        if message.id in self._watched:
+            return
+
+        async def watch() -> None:
+            try:
+                await self.locks.released(message.id)
+            finally:
+                self._watched.pop(message.id, None)
+            await self.refresh_messages(message.conversation_id)
+
+        self._watched[message.id] = asyncio.ensure_future(watch())
 
     def _load_requested(self) -> None:
         """Opening a chat whose model is downloaded loads it (no download is started)."""
