@@ -297,3 +297,23 @@ def test_a_model_change_in_one_tab_shows_in_the_other(
     Models(page).choose("Quick")
     expect(theirs.selector).to_have_accessible_name(re.compile("Quick"))
     first.wait_stored_field("conversations", cid, "model", "quick")
+
+
+def test_closing_the_tab_that_streams_a_reply_leaves_it_interrupted_in_the_other(
+        page: Page, site_url: str, new_tab: Callable[[str], Page]) -> None:
+    watching = ChatPage(page, site_url).open(query=SLOW_REPLY)
+    watching.send("/echo warm up")
+    watching.wait_for_reply_done()
+    cid = _conversation_id(page)
+    streaming = _second_tab(new_tab, site_url, f"#/chat/{cid}", query=SLOW_REPLY)
+    streaming.send("/echo " + " ".join(f"word{i}" for i in range(300)))
+    expect(streaming.last_reply().locator(".bubble")).to_have_text(re.compile(r"word0 word1"))
+    seen = streaming.last_reply().locator(".bubble").inner_text()
+    streaming.page.close()
+
+    reply = watching.assistant_messages().last
+    expect(reply.locator(".meta")).to_contain_text("interrupted")
+    assert reply.locator(".bubble").inner_text().startswith(seen)
+    expect(reply.get_by_role("button", name="Continue")).to_be_visible()
+    expect(reply.get_by_role("button", name="Regenerate")).to_be_visible()
+    assert _orphans(watching) == []
