@@ -35,7 +35,7 @@ const RELOAD_ADVICE =
 
 // The modules the bridges are made of: checked one by one when they fail to load.
 const BRIDGE_FILES = ["js/db-bridge.js", "js/engine-bridge.js", "js/download-bridge.js",
-                      "vendor/dexie/dexie.mjs"];
+                      "js/tab-sync.js", "vendor/dexie/dexie.mjs"];
 
 async function sha256(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);
