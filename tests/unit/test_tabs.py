@@ -326,3 +326,29 @@ def test_a_reply_whose_tab_vanishes_mid_stream_turns_interrupted_in_the_other_ta
     before, after = run(scenario)
     assert before is MessageStatus.STREAMING
     assert after.status is MessageStatus.INTERRUPTED and after.content == "so far"
+
+
+def test_no_pagehide_save_while_a_change_to_its_chat_is_unread() -> None:
+    async def scenario() -> tuple[Message | None, Message | None, Message | None]:
+        import asyncio
+
+        engine = FakeEngine([["a ", "b ", "c"]], pause_after=1)
+        shared = FakeStore([Conversation("c", "Chat", "smart", 1, 1)])
+        a, b, _ = two_tabs(shared, engine=engine)
+        await boot(a, b)
+        await a.service.open("c")
+        sending = asyncio.ensure_future(a.service.send("q"))
+        await engine.paused.wait()
+        before = a.service.partial_reply(a.sync.unsettled)
+        a.sync.notice({"kind": "conversations", "ids": ["c"]})  # heard, not yet read
+        unread = a.service.partial_reply(a.sync.unsettled)
+        await a.sync.idle()
+        after = a.service.partial_reply(a.sync.unsettled)
+        engine.resume()
+        await sending
+        return before, unread, after
+
+    before, unread, after = run(scenario)
+    assert before is not None and before.content == "a "
+    assert unread is None
+    assert after is not None

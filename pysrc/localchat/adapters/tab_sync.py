@@ -68,7 +68,7 @@ def connect_tabs(bridge: Any, service: ChatService,
         sync.notice(py_value(data))
 
     def leaving(*_: Any) -> None:
-        partial = service.partial_reply()
+        partial = service.partial_reply(sync.unsettled)
         if partial is not None:
             bridge.putMessageNow(js_object(message_to_record(partial)))
 

@@ -505,11 +505,16 @@ class ChatService:
         with contextlib.suppress(StoreFailure):
             growing.stored = await self._save("put_message", partial, None) or growing.stored
 
-    def partial_reply(self) -> Message | None:
+    def partial_reply(self, unsettled: Callable[[str], bool] = lambda _cid: False
+                      ) -> Message | None:
         """The reply streaming now as far as it has arrived, marked interrupted: what the
-        page stores when it goes away (`pagehide`)."""
+        page stores when it goes away (`pagehide`), where nothing can be read first. None
+        when its chat is gone, or `unsettled` (another tab changed it, maybe deleted it,
+        and this tab hasn't read it yet): the last periodic save stays then."""
         growing = self._growing
         if growing is None or growing.ended or not self.persist:
+            return None
+        if unsettled(growing.message.conversation_id):
             return None
         if not any(c.id == growing.message.conversation_id
                    for c in self.box.state.conversations):

@@ -38,6 +38,8 @@ class TabSync:
         self._ids: set[str] = set()
         self._all = False
         self._messages: set[str] = set()
+        self._refreshing: set[str] | None = set()
+        """Conversations being read again now (None: all of them)."""
         self._running: asyncio.Event | None = None
         """Set while a refresh runs; None when idle."""
         self.applied = 0
@@ -65,6 +67,12 @@ class TabSync:
             self._running = asyncio.Event()
             self._spawn(self._drain())
 
+    def unsettled(self, conversation_id: str) -> bool:
+        """Another tab changed this conversation (it may be deleted) and this tab hasn't
+        read it again yet."""
+        return (self._all or self._refreshing is None or conversation_id in self._ids
+                or conversation_id in self._refreshing)
+
     @property
     def pending(self) -> bool:
         return bool(self._all or self._ids or self._messages)
@@ -75,7 +83,12 @@ class TabSync:
                 every, ids, messages = self._all, self._ids, self._messages
                 self._all, self._ids, self._messages = False, set(), set()
                 if every or ids:
-                    await self.service.refresh_conversations(None if every else sorted(ids))
+                    self._refreshing = None if every else ids
+                    try:
+                        await self.service.refresh_conversations(
+                            None if every else sorted(ids))
+                    finally:
+                        self._refreshing = set()
                 for cid in sorted(messages):
                     await self.service.refresh_messages(cid)
                 self.applied += 1
