@@ -172,6 +172,11 @@ class FakeStore:
         record = self.conversation_records.get(conversation_id)
         return conversation_from_record(dict(record)) if record is not None else None
 
+    async def get_message(self, message_id: str) -> Message | None:
+        await self._enter("get_message", message_id)
+        record = self.message_records.get(message_id)
+        return message_from_record(dict(record)) if record is not None else None
+
     async def get_messages(self, conversation_id: str) -> list[Message]:
         await self._enter("get_messages", conversation_id)
         decoded = (message_from_record(dict(r)) for r in self.messages_of(conversation_id))
@@ -257,7 +262,7 @@ class FakeTabStore:
     """One tab's ConversationStore on a shared FakeStore: reads and writes go to it, and
     each successful write is announced to the other tabs' `listeners`, with db-bridge.js's
     notices ({"kind": "conversations", "ids": [...] | None} / {"kind": "messages",
-    "conversationId": ...}); a tab never hears its own."""
+    "conversationId": ..., "ids": [...]}); a tab never hears its own."""
 
     def __init__(self, shared: FakeStore) -> None:
         self.shared = shared
@@ -282,13 +287,17 @@ class FakeTabStore:
     async def get_messages(self, conversation_id: str) -> list[Message]:
         return await self.shared.get_messages(conversation_id)
 
+    async def get_message(self, message_id: str) -> Message | None:
+        return await self.shared.get_message(message_id)
+
     async def add_conversation(self, conversation: Conversation) -> None:
         await self.shared.add_conversation(conversation)
         self._tell({"kind": "conversations", "ids": [conversation.id]})
 
     def _message_notices(self, message: Message, touch: int | None) -> list[dict[str, Any]]:
         notices: list[dict[str, Any]] = [{"kind": "messages",
-                                          "conversationId": message.conversation_id}]
+                                          "conversationId": message.conversation_id,
+                                          "ids": [message.id]}]
         if touch is not None:
             notices.append({"kind": "conversations", "ids": [message.conversation_id]})
         return notices
@@ -303,13 +312,15 @@ class FakeTabStore:
 
     async def update_message(self, message: Message) -> None:
         await self.shared.update_message(message)
-        self._tell({"kind": "messages", "conversationId": message.conversation_id})
+        self._tell({"kind": "messages", "conversationId": message.conversation_id,
+                    "ids": [message.id]})
 
     async def delete_message(self, message_id: str) -> None:
         record = self.shared.message_records.get(message_id)
         await self.shared.delete_message(message_id)
         if record is not None:
-            self._tell({"kind": "messages", "conversationId": record["conversationId"]})
+            self._tell({"kind": "messages", "conversationId": record["conversationId"],
+                        "ids": [message_id]})
 
     async def update_conversation(self, conversation_id: str, changes: dict[str, Any]) -> None:
         await self.shared.update_conversation(conversation_id, changes)

@@ -352,3 +352,27 @@ def test_no_pagehide_save_while_a_change_to_its_chat_is_unread() -> None:
     assert before is not None and before.content == "a "
     assert unread is None
     assert after is not None
+
+
+def test_a_notice_naming_messages_reads_only_those() -> None:
+    async def scenario() -> tuple[Tab, FakeStore, int]:
+        shared = FakeStore([Conversation("c", "Chat", "smart", 1, 1)],
+                           [Message(f"m{i}", "c", Role.USER, f"old {i}", None, i)
+                            for i in range(50)])
+        a, b, _ = two_tabs(shared)
+        await boot(a, b)
+        await b.service.open("c")
+        full_reads = len(shared.called("get_messages"))
+        await a.service.open("c")
+        await a.service.send("new one")
+        await settle(a, b)
+        # Delete one message in A's view of the store: B drops just that one.
+        await a.view.delete_message("m3")
+        await settle(a, b)
+        return b, shared, len(shared.called("get_messages")) - full_reads
+
+    b, shared, more_full_reads = run(scenario)
+    assert more_full_reads == 1  # only A's own open(); B read single messages
+    assert [m.content for m in b.state.messages][-2:] == ["new one", "Hello!"]
+    assert "old 3" not in [m.content for m in b.state.messages]
+    assert len(b.state.messages) == 51

@@ -81,8 +81,8 @@ function conversationsChanged(ids) {
   return { kind: "conversations", ids };
 }
 
-function messagesChanged(conversationId) {
-  return { kind: "messages", conversationId };
+function messagesChanged(conversationId, ids) {
+  return { kind: "messages", conversationId, ids };
 }
 
 /** The name of the failure of a write into a conversation that no longer exists. */
@@ -151,6 +151,10 @@ export function getConversation(id) {
   return guard(() => database().conversations.get(id).then((c) => c ?? null));
 }
 
+export function getMessage(id) {
+  return guard(() => database().messages.get(id).then((m) => m ?? null));
+}
+
 /** Messages of one conversation, oldest first. */
 export function getMessages(conversationId) {
   return guard(() =>
@@ -181,7 +185,7 @@ export function updateConversation(id, changes) {
  */
 function storeMessage(message, touchUpdatedAt, replace) {
   const touch = touchUpdatedAt !== undefined && touchUpdatedAt !== null;
-  const notices = [messagesChanged(message.conversationId)];
+  const notices = [messagesChanged(message.conversationId, [message.id])];
   if (touch) notices.push(conversationsChanged([message.conversationId]));
   return announced(() => {
     const d = database();
@@ -229,7 +233,7 @@ export function putMessageNow(message) {
 /** Change some fields of a message (e.g. its content when a reply finishes). */
 export function updateMessage(id, changes) {
   return announced(() => database().messages.update(id, changes),
-    messagesChanged(changes.conversationId));
+    messagesChanged(changes.conversationId, [id]));
 }
 
 /** Delete one message (a reply being regenerated). */
@@ -242,7 +246,7 @@ export function deleteMessage(id) {
       return message ? message.conversationId : null;
     });
   }).then((conversationId) => {
-    if (conversationId) announce(messagesChanged(conversationId));
+    if (conversationId) announce(messagesChanged(conversationId, [id]));
   });
 }
 

@@ -38,6 +38,10 @@ class DexieStore:
         record = await call(self._db.getConversation(conversation_id), StoreFailure)
         return conversation_from_record(record) if isinstance(record, dict) else None
 
+    async def get_message(self, message_id: str) -> Message | None:
+        record = await call(self._db.getMessage(message_id), StoreFailure)
+        return message_from_record(record) if isinstance(record, dict) else None
+
     async def get_messages(self, conversation_id: str) -> list[Message]:
         records = await call(self._db.getMessages(conversation_id), StoreFailure)
         decoded = (message_from_record(r) for r in records if isinstance(r, dict))

@@ -195,11 +195,23 @@ class ChatService:
         self.box.update(active_id=conversation_id, not_found_id=None, messages=messages)
         self._load_requested()
 
-    async def _read_messages(self, conversation_id: str) -> tuple[Message, ...]:
-        """A conversation's stored messages, oldest first; a reply stored as streaming
-        whose tab is gone (nobody holds its lock) reads as interrupted."""
-        stored = sorted(await self.store.get_messages(conversation_id),
-                        key=lambda m: m.created_at)
+    async def _read_messages(self, conversation_id: str,
+                             changed: Collection[str] | None = None) -> tuple[Message, ...]:
+        """A conversation's stored messages, oldest first (with `changed`: the shown ones,
+        with only those read again); a reply stored as streaming whose tab is gone
+        (nobody holds its lock) reads as interrupted."""
+        if changed is None:
+            stored = sorted(await self.store.get_messages(conversation_id),
+                            key=lambda m: m.created_at)
+        else:
+            fresh: dict[str, Message | None] = {}
+            for mid in changed:
+                found = await self.store.get_message(mid)
+                fresh[mid] = found if found is None or found.conversation_id == \
+                    conversation_id else None
+            kept = {m.id: m for m in self.box.state.messages if m.id not in fresh}
+            kept.update({mid: m for mid, m in fresh.items() if m is not None})
+            stored = sorted(kept.values(), key=lambda m: m.created_at)
         if any(m.status is MessageStatus.STREAMING for m in stored):
             held = await self.locks.held()
             stored = [replace(m, status=MessageStatus.INTERRUPTED)
@@ -659,10 +671,12 @@ class ChatService:
         if before is not None and after is not None and before.model != after.model:
             self._load_requested()
 
-    async def refresh_messages(self, conversation_id: str) -> None:
+    async def refresh_messages(self, conversation_id: str,
+                               changed: Collection[str] | None = None) -> None:
         """Read the open conversation's messages again (another tab changed them). Not
         while this tab streams a reply into it: its reply lives in memory until it ends,
-        and the messages are read then."""
+        and the messages are read then. With `changed`, only those messages are read
+        (a notice names them): a long thread isn't read whole every time."""
         state = self.box.state
         if conversation_id != state.active_id or not self.readable or not self.persist:
             return
@@ -670,7 +684,7 @@ class ChatService:
             self._messages_stale = True
             return
         try:
-            messages = await self._read_messages(conversation_id)
+            messages = await self._read_messages(conversation_id, changed)
         except StoreFailure:
             return
         state = self.box.state

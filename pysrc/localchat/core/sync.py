@@ -4,7 +4,9 @@ Every tab announces each successful store write to the others (in the browser a
 BroadcastChannel, sent by web/js/db-bridge.js), as a plain dict:
 
     {"kind": "conversations", "ids": ["c1", ...]}   # these changed (ids None: any of them)
-    {"kind": "messages", "conversationId": "c1"}     # that conversation's messages changed
+    {"kind": "messages", "conversationId": "c1", "ids": ["m1"]}
+        # these messages of that conversation changed (added, grown, deleted); without
+        # ids: any of its messages
 
 `TabSync.notice()` takes them in; one refresh at a time re-reads what changed from the
 store, the source of truth (so every tab shows the store's last write: two renames
@@ -37,7 +39,8 @@ class TabSync:
         self._spawn: Spawn = spawn or asyncio.ensure_future
         self._ids: set[str] = set()
         self._all = False
-        self._messages: set[str] = set()
+        self._messages: dict[str, set[str] | None] = {}
+        """Conversation id -> the ids of its changed messages (None: any of them)."""
         self._refreshing: set[str] | None = set()
         """Conversations being read again now (None: all of them)."""
         self._running: asyncio.Event | None = None
@@ -60,7 +63,13 @@ class TabSync:
             cid = raw.get("conversationId")
             if not isinstance(cid, str):
                 return
-            self._messages.add(cid)
+            ids = raw.get("ids")
+            known = self._messages.get(cid, set())
+            if known is not None and isinstance(ids, list) and all(
+                    isinstance(i, str) for i in ids):
+                self._messages[cid] = known | set(ids)
+            else:
+                self._messages[cid] = None
         else:
             return
         if self._running is None:
@@ -81,7 +90,7 @@ class TabSync:
         try:
             while self.pending:
                 every, ids, messages = self._all, self._ids, self._messages
-                self._all, self._ids, self._messages = False, set(), set()
+                self._all, self._ids, self._messages = False, set(), {}
                 if every or ids:
                     self._refreshing = None if every else ids
                     try:
@@ -89,8 +98,9 @@ class TabSync:
                             None if every else sorted(ids))
                     finally:
                         self._refreshing = set()
-                for cid in sorted(messages):
-                    await self.service.refresh_messages(cid)
+                for cid, mids in sorted(messages.items()):
+                    await self.service.refresh_messages(
+                        cid, None if mids is None else sorted(mids))
                 self.applied += 1
                 if self.on_applied is not None:
                     self.on_applied(self.applied)
