@@ -373,6 +373,7 @@ def test_a_notice_naming_messages_reads_only_those() -> None:
 
     b, shared, more_full_reads = run(scenario)
     assert more_full_reads == 1  # only A's own open(); B read single messages
+    assert "m3" not in shared.message_records
     assert [m.content for m in b.state.messages][-2:] == ["new one", "Hello!"]
     assert "old 3" not in [m.content for m in b.state.messages]
     assert len(b.state.messages) == 51
