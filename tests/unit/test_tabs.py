@@ -377,3 +377,21 @@ def test_a_notice_naming_messages_reads_only_those() -> None:
     assert [m.content for m in b.state.messages][-2:] == ["new one", "Hello!"]
     assert "old 3" not in [m.content for m in b.state.messages]
     assert len(b.state.messages) == 51
+
+
+def test_continue_is_refused_while_another_tab_continues_the_same_reply() -> None:
+    async def scenario() -> tuple[bool, Tab]:
+        shared = FakeStore(
+            [Conversation("c", "Chat", "smart", 1, 1)],
+            [Message("u", "c", Role.USER, "q", None, 1),
+             Message("r", "c", Role.ASSISTANT, "half", SMART_F32, 2,
+                     MessageStatus.INTERRUPTED)])
+        a, b, _ = two_tabs(shared)
+        await boot(a)
+        await a.service.open("c")
+        await b.locks.hold("r")  # B pressed Continue first
+        return await a.service.continue_reply(), a
+
+    refused, a = run(scenario)
+    assert refused is False
+    assert a.state.messages[-1].status is MessageStatus.INTERRUPTED

@@ -598,6 +598,8 @@ class ChatService:
         last = state.messages[-1]
         if last.role is not Role.ASSISTANT or last.status is not MessageStatus.INTERRUPTED:
             return False
+        if last.id in await self.locks.held():
+            return False  # another tab has just started continuing it
         resumed = replace(last, status=MessageStatus.STREAMING, error=None)
         self.box.update(messages=(*state.messages[:-1], resumed), replying=True)
         try:
