@@ -59,7 +59,8 @@ test: build chromium lint
 
 bench: build chromium
 	$(PY) bench/boot.py; boot=$$?; $(PY) bench/chat.py; chat=$$?; $(PY) bench/models.py; \
-	models=$$?; exit $$(( boot || chat || models ))
+	models=$$?; $(PY) bench/tabs.py; tabs=$$?; $(PY) bench/tabs_downloads.py; \
+	tabdl=$$?; exit $$(( boot || chat || models || tabs || tabdl ))
 
 clean:
 	rm -rf web/vendor .build test-results

@@ -2,6 +2,9 @@
 
 - `FakeStore` (ConversationStore): keeps camelCase records like IndexedDB does and decodes
   them with the core's tolerant decoders; `fail()` makes chosen methods raise StoreFailure.
+  `tab()` gives one tab's view of it (`FakeTabStore`): its successful writes are
+  announced to the other tabs' `on_notice` listeners, as db-bridge.js does on its
+  BroadcastChannel. `FakeLocks` are Web Locks shared by such tabs (`tab_locks()`).
 - `FakeEngine` (ModelEngine): scripted replies streamed as deltas, WebLLM's progress of a
   load from the cache (a load whose files are not all stored fails: WebLLM would
   download them itself), interrupt (optionally pausing mid-reply so a test can stop it),
@@ -41,7 +44,7 @@ from localchat.core.downloader import (
     FileRequest,
     ModelSource,
 )
-from localchat.core.errors import EngineFailure, StoreFailure
+from localchat.core.errors import CONVERSATION_DELETED, EngineFailure, StoreFailure
 from localchat.ports import BytesCallback, ChatResult, DeltaCallback, ProgressCallback
 
 __all__ = [
@@ -49,9 +52,11 @@ __all__ = [
     "FakeClock",
     "FakeDownloadRecords",
     "FakeEngine",
+    "FakeLocks",
     "FakeModelHost",
     "FakeRuntime",
     "FakeStore",
+    "FakeTabStore",
 ]
 
 # What WebLLM 0.2.86 reports while loading a model whose files are all in the cache.
@@ -122,6 +127,7 @@ class FakeStore:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.opened = False
         self._failures = _Failures()
+        self._tabs: list[FakeTabStore] = []
         for c in conversations:
             self.conversation_records[c.id] = conversation_to_record(c)
         for m in messages:
@@ -161,6 +167,16 @@ class FakeStore:
                    for r in self.conversation_records.values())
         return [c for c in decoded if c is not None]
 
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        await self._enter("get_conversation", conversation_id)
+        record = self.conversation_records.get(conversation_id)
+        return conversation_from_record(dict(record)) if record is not None else None
+
+    async def get_message(self, message_id: str) -> Message | None:
+        await self._enter("get_message", message_id)
+        record = self.message_records.get(message_id)
+        return message_from_record(dict(record)) if record is not None else None
+
     async def get_messages(self, conversation_id: str) -> list[Message]:
         await self._enter("get_messages", conversation_id)
         decoded = (message_from_record(dict(r)) for r in self.messages_of(conversation_id))
@@ -174,12 +190,35 @@ class FakeStore:
 
     async def add_message(self, message: Message, touch_updated_at: int | None) -> None:
         await self._enter("add_message", message, touch_updated_at)
-        if message.id in self.message_records:
+        self._store_message(message, touch_updated_at, replace=False)
+
+    async def put_message(self, message: Message, touch_updated_at: int | None) -> None:
+        await self._enter("put_message", message, touch_updated_at)
+        self._store_message(message, touch_updated_at, replace=True)
+
+    def _store_message(self, message: Message, touch_updated_at: int | None,
+                       replace: bool) -> None:
+        conversation = self.conversation_records.get(message.conversation_id)
+        if conversation is None:  # checked in the write's transaction, like db-bridge.js
+            raise StoreFailure(CONVERSATION_DELETED,
+                               f"The conversation {message.conversation_id} no longer exists")
+        if message.id in self.message_records and not replace:
             raise StoreFailure("ConstraintError", f"Key {message.id} already exists")
         self.message_records[message.id] = message_to_record(message)
-        conversation = self.conversation_records.get(message.conversation_id)
-        if touch_updated_at is not None and conversation is not None:
+        if touch_updated_at is not None:
             conversation["updatedAt"] = touch_updated_at
+
+    def tab(self) -> FakeTabStore:
+        """One more tab's view of this store (see FakeTabStore)."""
+        view = FakeTabStore(self)
+        self._tabs.append(view)
+        return view
+
+    def _announce(self, origin: FakeTabStore, notice: dict[str, Any]) -> None:
+        for view in self._tabs:
+            if view is not origin:
+                for listener in list(view.listeners):
+                    listener(dict(notice))
 
     async def update_message(self, message: Message) -> None:
         await self._enter("update_message", message)
@@ -217,6 +256,134 @@ class FakeStore:
             self.conversation_records[c.id] = conversation_to_record(c)
         for m in messages:
             self.message_records[m.id] = message_to_record(m)
+
+
+class FakeTabStore:
+    """One tab's ConversationStore on a shared FakeStore: reads and writes go to it, and
+    each successful write is announced to the other tabs' `listeners`, with db-bridge.js's
+    notices ({"kind": "conversations", "ids": [...] | None} / {"kind": "messages",
+    "conversationId": ..., "ids": [...]}); a tab never hears its own."""
+
+    def __init__(self, shared: FakeStore) -> None:
+        self.shared = shared
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def on_notice(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        self.listeners.append(listener)
+
+    def _tell(self, *notices: dict[str, Any]) -> None:
+        for notice in notices:
+            self.shared._announce(self, notice)
+
+    async def open(self) -> None:
+        await self.shared.open()
+
+    async def list_conversations(self) -> list[Conversation]:
+        return await self.shared.list_conversations()
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        return await self.shared.get_conversation(conversation_id)
+
+    async def get_messages(self, conversation_id: str) -> list[Message]:
+        return await self.shared.get_messages(conversation_id)
+
+    async def get_message(self, message_id: str) -> Message | None:
+        return await self.shared.get_message(message_id)
+
+    async def add_conversation(self, conversation: Conversation) -> None:
+        await self.shared.add_conversation(conversation)
+        self._tell({"kind": "conversations", "ids": [conversation.id]})
+
+    def _message_notices(self, message: Message, touch: int | None) -> list[dict[str, Any]]:
+        notices: list[dict[str, Any]] = [{"kind": "messages",
+                                          "conversationId": message.conversation_id,
+                                          "ids": [message.id]}]
+        if touch is not None:
+            notices.append({"kind": "conversations", "ids": [message.conversation_id]})
+        return notices
+
+    async def add_message(self, message: Message, touch_updated_at: int | None) -> None:
+        await self.shared.add_message(message, touch_updated_at)
+        self._tell(*self._message_notices(message, touch_updated_at))
+
+    async def put_message(self, message: Message, touch_updated_at: int | None) -> None:
+        await self.shared.put_message(message, touch_updated_at)
+        self._tell(*self._message_notices(message, touch_updated_at))
+
+    async def update_message(self, message: Message) -> None:
+        await self.shared.update_message(message)
+        self._tell({"kind": "messages", "conversationId": message.conversation_id,
+                    "ids": [message.id]})
+
+    async def delete_message(self, message_id: str) -> None:
+        record = self.shared.message_records.get(message_id)
+        await self.shared.delete_message(message_id)
+        if record is not None:
+            self._tell({"kind": "messages", "conversationId": record["conversationId"],
+                        "ids": [message_id]})
+
+    async def update_conversation(self, conversation_id: str, changes: dict[str, Any]) -> None:
+        await self.shared.update_conversation(conversation_id, changes)
+        self._tell({"kind": "conversations", "ids": [conversation_id]})
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        await self.shared.delete_conversation(conversation_id)
+        self._tell({"kind": "conversations", "ids": [conversation_id]})
+
+    async def import_conversations(self, conversations: list[Conversation],
+                                   messages: list[Message]) -> None:
+        await self.shared.import_conversations(conversations, messages)
+        self._tell({"kind": "conversations", "ids": None})
+
+
+class FakeLocks:
+    """Web Locks of one browser profile, shared by its tabs: `tab_locks()` is one tab's
+    ReplyLocks; `close_tab()` of it drops every lock that tab holds, as a closed tab does."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, object] = {}
+        self.changed = asyncio.Event()
+        """Set (and cleared again) whenever a lock is let go."""
+
+    def _let_go(self, message_id: str) -> None:
+        del self._held[message_id]
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def tab_locks(self) -> _TabLocks:
+        return _TabLocks(self)
+
+    def holder(self, message_id: str) -> object | None:
+        return self._held.get(message_id)
+
+
+class _TabLocks:
+    def __init__(self, locks: FakeLocks) -> None:
+        self._locks = locks
+
+    async def hold(self, message_id: str) -> Callable[[], None]:
+        await asyncio.sleep(0)
+        assert message_id not in self._locks._held, "a reply's lock is held once"
+        self._locks._held[message_id] = self
+
+        def release() -> None:
+            if self._locks._held.get(message_id) is self:
+                self._locks._let_go(message_id)
+
+        return release
+
+    async def held(self) -> set[str]:
+        await asyncio.sleep(0)
+        return set(self._locks._held)
+
+    async def released(self, message_id: str) -> None:
+        while message_id in self._locks._held:
+            await self._locks.changed.wait()
+
+    def close_tab(self) -> None:
+        """This tab goes away (no pagehide save): every lock it holds is let go."""
+        for mid in [m for m, owner in self._locks._held.items() if owner is self]:
+            self._locks._let_go(mid)
 
 
 class FakeEngine:

@@ -24,6 +24,7 @@ from .adapters.ffi import create_proxy, js_object
 from .adapters.model_panel import ModelPanel
 from .adapters.page import Page
 from .adapters.tab_link import BrowserTabLink
+from .adapters.tab_sync import BrowserReplyLocks, connect_tabs
 from .core.catalog import CATALOG, model_for_key
 from .core.chat import ChatService, Models, check_message
 from .core.conversation import Conversation, new_id
@@ -97,7 +98,7 @@ class App:
                 models = RemoteModels(box, link, RetryPolicy().max_retries)
                 models.on_switch = self._switched
         self.models = models
-        service = ChatService(box, store, models, clock)
+        service = ChatService(box, store, models, clock, BrowserReplyLocks(bridges.db))
         self._watch_store_closed(service)
 
         self.service = service
@@ -111,6 +112,8 @@ class App:
         service.on_stream(page.stream)
         box.subscribe(self._follow_route)
 
+        _sync, tab_proxies = connect_tabs(bridges.db, service, self.spawn)  # other tabs' changes
+        self.proxies.extend(tab_proxies)
         await service.start()
         await service.open(parse_route(str(js.location.hash)))
         on_hash = create_proxy(
@@ -292,6 +295,15 @@ class App:
 
     def regenerate(self) -> None:
         self.spawn(self.service.regenerate())
+
+    def continue_reply(self) -> None:
+        self.spawn(self.service.continue_reply())
+
+    def keep_as_new_chat(self) -> None:
+        self.spawn(self.service.keep_as_new_chat())
+
+    def discard_unsent(self) -> None:
+        self.service.discard_unsent()
 
     def rename(self, conversation_id: str, title: str) -> None:
         self.spawn(self.service.rename(conversation_id, title))

@@ -24,6 +24,7 @@ __all__ = [
     "ModelEngine",
     "ModelRuntime",
     "ProgressCallback",
+    "ReplyLocks",
     "TabLink",
 ]
 
@@ -50,9 +51,18 @@ class ConversationStore(Protocol):
 
     async def open(self) -> None: ...
     async def list_conversations(self) -> list[Conversation]: ...
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
     async def get_messages(self, conversation_id: str) -> list[Message]: ...
+    async def get_message(self, message_id: str) -> Message | None: ...
     async def add_conversation(self, conversation: Conversation) -> None: ...
-    async def add_message(self, message: Message, touch_updated_at: int | None) -> None: ...
+    async def add_message(self, message: Message, touch_updated_at: int | None) -> None:
+        """Insert a message (and set its conversation's updatedAt when asked), only if its
+        conversation exists, in one transaction: else StoreFailure CONVERSATION_DELETED."""
+        ...
+    async def put_message(self, message: Message, touch_updated_at: int | None) -> None:
+        """As add_message, but overwriting a stored message of the same id (a reply saved
+        as it grows)."""
+        ...
     async def update_message(self, message: Message) -> None: ...
     async def delete_message(self, message_id: str) -> None: ...
     async def update_conversation(self, conversation_id: str,
@@ -61,6 +71,23 @@ class ConversationStore(Protocol):
     async def import_conversations(self, conversations: list[Conversation],
                                    messages: list[Message]) -> None:
         """Add all of them in one transaction (all or nothing)."""
+        ...
+
+
+class ReplyLocks(Protocol):
+    """Which replies are streaming in some tab (Web Locks in the browser): the tab that
+    streams a reply holds its lock; the lock goes when the tab goes."""
+
+    async def hold(self, message_id: str) -> Callable[[], None]:
+        """Hold the reply's lock (returns once held); call the result to release it."""
+        ...
+
+    async def held(self) -> set[str]:
+        """Ids of the messages whose lock any tab holds now."""
+        ...
+
+    async def released(self, message_id: str) -> None:
+        """Return once no tab holds the reply's lock (its tab finished or went away)."""
         ...
 
 

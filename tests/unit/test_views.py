@@ -170,6 +170,30 @@ def test_only_the_last_finished_reply_offers_regenerate() -> None:
     assert "Regenerate" not in message_html(streaming, False, last=True)
 
 
+def test_an_interrupted_reply_says_so_and_offers_continue_and_regenerate_when_last() -> None:
+    interrupted = _assistant("Half a", MessageStatus.INTERRUPTED)
+    html = message_html(interrupted, simulated=False, last=True)
+    assert text(html) == "Half aSmart · interrupted Continue Regenerate"
+    assert [b.attrs["data-action"] for b in elements(html, "button")] == [
+        "continue", "regenerate"]
+    assert elements(message_html(interrupted, simulated=False, last=False), "button") == []
+    assert "streaming" not in _only(html, "article")["class"]
+
+
+def test_a_chat_deleted_in_another_tab_says_so_and_offers_the_unsent_text_as_new() -> None:
+    gone = AppState(not_found_id="c1", deleted_elsewhere_id="c1")
+    html = thread_html(gone)
+    assert "This chat was deleted in another tab." in text(html)
+    assert elements(html, "button") == []
+    offered = thread_html(replace(gone, unsent_text=EVIL))
+    assert EVIL in text(offered) and elements(offered, "script") == []
+    assert [b.attrs["data-action"] for b in elements(offered, "button")] == [
+        "keep-as-new-chat", "discard-unsent"]
+    assert "Keep as new chat" in text(offered)
+    # A link to a chat that never existed here still says "not found".
+    assert "Conversation not found" in text(thread_html(AppState(not_found_id="c1")))
+
+
 def test_message_ids_are_escaped_in_attributes() -> None:
     html = message_html(_user("x", mid='m"><script>'), simulated=False)
     assert elements(html, "script") == []

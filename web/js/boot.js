@@ -163,7 +163,7 @@ const RELOAD_ADVICE =
 
 // The modules the bridges are made of: checked one by one when they fail to load.
 const BRIDGE_FILES = ["js/db-bridge.js", "js/engine-bridge.js", "js/download-bridge.js",
-                      "js/tabs-bridge.js", "vendor/dexie/dexie.mjs"];
+                      "js/tabs-bridge.js", "js/tab-sync.js", "vendor/dexie/dexie.mjs"];
 
 async function sha256(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);

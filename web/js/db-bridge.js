@@ -6,8 +6,12 @@
 // with a non-Error hangs Python's await forever. Transactions live here, in JS, because
 // an `async def` body would commit early.
 // Values in and out are plain JSON-like objects; timestamps are epoch milliseconds.
+// After each successful write the other tabs are told what changed (tab-sync.js).
 
 import Dexie from "../vendor/dexie/dexie.mjs";
+import { announce } from "./tab-sync.js";
+
+export { heldReplyLocks, holdReplyLock, onDataChange, replyLockReleased } from "./tab-sync.js";
 
 export const DB_NAME = "localchat";
 
@@ -63,6 +67,31 @@ function guard(work) {
   return promise.catch((err) => {
     throw toError(err);
   });
+}
+
+/** `work`'s promise; once it succeeds, the other tabs get each of `notices`. */
+function announced(work, ...notices) {
+  return guard(work).then((value) => {
+    for (const notice of notices) announce(notice);
+    return value;
+  });
+}
+
+function conversationsChanged(ids) {
+  return { kind: "conversations", ids };
+}
+
+function messagesChanged(conversationId, ids) {
+  return { kind: "messages", conversationId, ids };
+}
+
+/** The name of the failure of a write into a conversation that no longer exists. */
+export const CONVERSATION_DELETED = "ConversationDeletedError";
+
+function conversationDeleted(id) {
+  const err = new Error(`The conversation ${id} no longer exists (deleted in another tab).`);
+  err.name = CONVERSATION_DELETED;
+  return err;
 }
 
 let db = null;
@@ -180,6 +209,10 @@ export function getConversation(id) {
   return guard(() => database().conversations.get(id).then((c) => c ?? null));
 }
 
+export function getMessage(id) {
+  return guard(() => database().messages.get(id).then((m) => m ?? null));
+}
+
 /** Messages of one conversation, oldest first. */
 export function getMessages(conversationId) {
   return guard(() =>
@@ -192,35 +225,87 @@ export function getMessages(conversationId) {
 
 /** Insert a new conversation; fails with ConstraintError if the id exists. */
 export function addConversation(conversation) {
-  return guard(() => database().conversations.add(conversation));
+  return announced(() => database().conversations.add(conversation),
+    conversationsChanged([conversation.id]));
 }
 
 /** Change some fields of a conversation without touching the others. */
 export function updateConversation(id, changes) {
-  return guard(() => database().conversations.update(id, changes));
+  return announced(() => database().conversations.update(id, changes),
+    conversationsChanged([id]));
+}
+
+/**
+ * Store a message (insert, or with `replace` insert or overwrite: a reply as it grows)
+ * and, if asked, set its conversation's updatedAt, in one transaction that first checks
+ * that the conversation still exists: a message is never stored without its
+ * conversation (another tab may have deleted it); that fails with CONVERSATION_DELETED.
+ */
+function storeMessage(message, touchUpdatedAt, replace) {
+  const touch = touchUpdatedAt !== undefined && touchUpdatedAt !== null;
+  const notices = [messagesChanged(message.conversationId, [message.id])];
+  if (touch) notices.push(conversationsChanged([message.conversationId]));
+  return announced(() => {
+    const d = database();
+    return d.transaction("rw", d.conversations, d.messages, async () => {
+      const owner = await d.conversations.get(message.conversationId);
+      if (!owner) throw conversationDeleted(message.conversationId);
+      await (replace ? d.messages.put(message) : d.messages.add(message));
+      if (touch) {
+        await d.conversations.update(message.conversationId, { updatedAt: touchUpdatedAt });
+      }
+    });
+  }, ...notices);
 }
 
 /** Insert a message and set its conversation's updatedAt, in one transaction. */
 export function addMessage(message, touchUpdatedAt) {
-  return guard(() => {
-    const d = database();
-    return d.transaction("rw", d.conversations, d.messages, () => {
-      d.messages.add(message);
-      if (touchUpdatedAt !== undefined && touchUpdatedAt !== null) {
-        d.conversations.update(message.conversationId, { updatedAt: touchUpdatedAt });
-      }
-    });
-  });
+  return storeMessage(message, touchUpdatedAt, false);
+}
+
+/** Insert or overwrite a message (a streaming reply saved as it grows, or finished). */
+export function putMessage(message, touchUpdatedAt) {
+  return storeMessage(message, touchUpdatedAt, true);
+}
+
+/**
+ * putMessage for a page that is going away (pagehide). Nothing after the handler returns
+ * runs in a page being unloaded (no request callback, no Dexie step), and a transaction
+ * not committed by then is lost: so one raw IndexedDB transaction puts the message and
+ * commits at once. It can't wait to read the conversation first, so the caller checks
+ * that it still exists as far as this tab knows (another tab's delete notice arrives
+ * within milliseconds). Nobody waits for it; a failure is dropped (the last periodic
+ * save stays).
+ */
+export function putMessageNow(message) {
+  try {
+    const tx = database().backendDB().transaction(["messages"], "readwrite");
+    tx.objectStore("messages").put(message);
+    tx.onerror = (event) => event.preventDefault();
+    if (tx.commit) tx.commit();
+  } catch (_err) {
+    // The store is closed or gone: the last periodic save stays.
+  }
 }
 
 /** Change some fields of a message (e.g. its content when a reply finishes). */
 export function updateMessage(id, changes) {
-  return guard(() => database().messages.update(id, changes));
+  return announced(() => database().messages.update(id, changes),
+    messagesChanged(changes.conversationId, [id]));
 }
 
 /** Delete one message (a reply being regenerated). */
 export function deleteMessage(id) {
-  return guard(() => database().messages.delete(id));
+  return guard(() => {
+    const d = database();
+    return d.transaction("rw", d.messages, async () => {
+      const message = await d.messages.get(id);
+      await d.messages.delete(id);
+      return message ? message.conversationId : null;
+    });
+  }).then((conversationId) => {
+    if (conversationId) announce(messagesChanged(conversationId, [id]));
+  });
 }
 
 /** Add imported conversations and messages in one transaction: all or nothing. */
@@ -231,7 +316,7 @@ export function importConversations(conversations, messages) {
       await d.conversations.bulkAdd(conversations);
       await d.messages.bulkAdd(messages);
     });
-  });
+  }).then(() => announce(conversationsChanged(null)));
 }
 
 export function deleteConversation(id) {
@@ -241,7 +326,7 @@ export function deleteConversation(id) {
       d.messages.where("conversationId").equals(id).delete();
       d.conversations.delete(id);
     });
-  });
+  }).then(() => announce(conversationsChanged([id])));
 }
 
 /** Every download record (the Download Manager's persisted queue). */

@@ -34,6 +34,14 @@ class DexieStore:
         decoded = (conversation_from_record(r) for r in records if isinstance(r, dict))
         return [c for c in decoded if c is not None]
 
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        record = await call(self._db.getConversation(conversation_id), StoreFailure)
+        return conversation_from_record(record) if isinstance(record, dict) else None
+
+    async def get_message(self, message_id: str) -> Message | None:
+        record = await call(self._db.getMessage(message_id), StoreFailure)
+        return message_from_record(record) if isinstance(record, dict) else None
+
     async def get_messages(self, conversation_id: str) -> list[Message]:
         records = await call(self._db.getMessages(conversation_id), StoreFailure)
         decoded = (message_from_record(r) for r in records if isinstance(r, dict))
@@ -45,6 +53,10 @@ class DexieStore:
 
     async def add_message(self, message: Message, touch_updated_at: int | None) -> None:
         await call(self._db.addMessage(js_object(message_to_record(message)), touch_updated_at),
+                   StoreFailure)
+
+    async def put_message(self, message: Message, touch_updated_at: int | None) -> None:
+        await call(self._db.putMessage(js_object(message_to_record(message)), touch_updated_at),
                    StoreFailure)
 
     async def update_message(self, message: Message) -> None:

@@ -41,6 +41,9 @@ class Actions(Protocol):
     def send(self, text: str) -> None: ...
     def stop(self) -> None: ...
     def regenerate(self) -> None: ...
+    def continue_reply(self) -> None: ...
+    def keep_as_new_chat(self) -> None: ...
+    def discard_unsent(self) -> None: ...
     def rename(self, conversation_id: str, title: str) -> None: ...
     def delete(self, conversation_id: str) -> None: ...
     def export(self, conversation_id: str | None) -> None: ...
@@ -108,6 +111,7 @@ class Page:
         listen(document, "keydown", self._document_keydown)
         listen(self.sidebar_list, "scroll", lambda *_: self._sidebar_scrolled())
         self._follow = True
+        self._rerendering = False
 
     def _listen(self, node: Any, event: str, handler: Callable[..., None]) -> None:
         proxy = create_proxy(handler)
@@ -243,6 +247,8 @@ class Page:
             self._finish_rename(target, False)
 
     def _sidebar_focusout(self, event: Any, *_: Any) -> None:
+        if self._rerendering:
+            return
         if event.target.classList.contains("rename-input"):
             self._finish_rename(event.target, True)
 
@@ -297,6 +303,14 @@ class Page:
         if action == "regenerate":
             self._follow = True
             self.actions.regenerate()
+        elif action == "continue":
+            self._follow = True
+            self.actions.continue_reply()
+        elif action == "keep-as-new-chat":
+            self._follow = True
+            self.actions.keep_as_new_chat()
+        elif action == "discard-unsent":
+            self.actions.discard_unsent()
         elif action == "copy-code":
             code = node.closest(".code-block").querySelector("code")
             js.navigator.clipboard.writeText(code.textContent).then(
@@ -537,10 +551,22 @@ class Page:
             item = focused.closest("li[data-id]")
             action = focused.getAttribute("data-action")
             keep = (str(item.dataset.id), action) if item else None
+        # A title being edited survives a re-render (another tab's change can cause one).
+        editing = self.sidebar_list.querySelector(".rename-input:not([data-done])")
+        editing_id = self._item_id(editing) if editing else None
         start, end = self._wanted_window(len(new.conversations))
         self._sidebar_window = (start, end)
-        self.sidebar_list.innerHTML = views.conversation_items(
-            new.conversations, new.active_id, new.conversations_loaded, start, end)
+        self._rerendering = True  # removing a focused field fires focusout: not a commit
+        try:
+            self.sidebar_list.innerHTML = views.conversation_items(
+                new.conversations, new.active_id, new.conversations_loaded, start, end)
+        finally:
+            self._rerendering = False
+        if editing is not None and editing_id is not None:
+            link = self.sidebar_list.querySelector(f'li[data-id="{editing_id}"] a')
+            if link:
+                link.replaceWith(editing)
+                editing.focus()
         if keep is not None:
             cid, action = keep
             selector = f'li[data-id="{cid}"] ' + (f'[data-action="{action}"]' if action
@@ -577,7 +603,9 @@ class Page:
                 self._render_thread(new, full=False)
             else:
                 self._render_thread(new, full=True)
-        elif old.messages != new.messages or (old.active != new.active):
+        elif old.messages != new.messages or (old.active != new.active) or (
+                old.deleted_elsewhere_id, old.unsent_text) != (new.deleted_elsewhere_id,
+                                                               new.unsent_text):
             self._render_thread(new, full=False)
         if first or (old.engine_choice, old.gpu, old.storage_error) != (
                 new.engine_choice, new.gpu, new.storage_error):

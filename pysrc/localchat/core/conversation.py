@@ -51,6 +51,10 @@ class MessageStatus(Enum):
     """The user stopped the reply; the partial text is kept."""
     ERROR = "error"
     """The engine failed; `error` says why."""
+    INTERRUPTED = "interrupted"
+    """The tab that was streaming the reply went away (reload, closed tab): the text
+    saved so far is kept, and the reply can be continued or regenerated. Stored by the
+    tab on `pagehide`, or read so from a record still marked streaming whose tab is gone."""
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CONVERSATION_DELETED",
     "EngineFailure",
     "StoreFailure",
     "UserMessage",
+    "conversation_was_deleted",
     "engine_was_lost",
     "explain_engine_failure",
     "explain_start_failure",
@@ -38,6 +40,15 @@ class StoreFailure(Exception):
         super().__init__(f"{name}: {message}")
         self.name = name
         self.message = message
+
+
+CONVERSATION_DELETED = "ConversationDeletedError"
+"""StoreFailure name of a write into a conversation that no longer exists (another tab
+deleted it): the store checks inside the write's own transaction, and stores nothing."""
+
+
+def conversation_was_deleted(failure: StoreFailure) -> bool:
+    return failure.name == CONVERSATION_DELETED
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,10 @@ def explain_store_failure(failure: StoreFailure) -> UserMessage:
     name, text = failure.name, failure.message
     lowered = f"{name} {text}".lower()
     keep = "Chats in this window still work but will not be saved."
+    if conversation_was_deleted(failure):
+        return UserMessage("This chat was deleted in another tab.",
+                           "Nothing was saved into it; your other chats are unchanged.",
+                           "Keep your message as a new chat, or open another chat.")
     if storage_refused(failure):
         return UserMessage("This browser isn't letting LocalChat store anything.",
                            "Saving data is turned off for this site (private browsing, or "

@@ -43,6 +43,12 @@ class AppState:
     active_id: str | None = None
     """The open conversation (from the route); None for a new, unsaved chat."""
     not_found_id: str | None = None
+    deleted_elsewhere_id: str | None = None
+    """The conversation that was open here and was deleted in another tab (shown as not
+    found, saying so)."""
+    unsent_text: str | None = None
+    """A message that wasn't sent because its chat was deleted in another tab: offered
+    to be kept as a new chat."""
     messages: tuple[Message, ...] = ()
     replying: bool = False
     engine: EngineStatus = field(default_factory=EngineStatus)

@@ -32,6 +32,7 @@ __all__ = [
     "composer_status",
     "context_note",
     "conversation_items",
+    "deleted_elsewhere_html",
     "engine_label",
     "message_html",
     "model_label",
@@ -112,7 +113,8 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
     parts = [f'<article class="{classes}" data-message-id="{escape(m.id)}" '
              f'aria-label="{"You" if m.role is Role.USER else "Assistant"}">']
     if (m.role is Role.ASSISTANT and markdown is not None and m.content
-            and m.status in (MessageStatus.DONE, MessageStatus.STOPPED)):
+            and m.status in (MessageStatus.DONE, MessageStatus.STOPPED,
+                             MessageStatus.INTERRUPTED)):
         parts.append(f'<div class="bubble markdown">{markdown(m.content)}</div>')
     elif m.role is Role.ASSISTANT and m.status is MessageStatus.ERROR and not m.content:
         pass
@@ -122,8 +124,14 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
         meta = [model_label(m.model, simulated)]
         if m.status is MessageStatus.STOPPED:
             meta.append("stopped")
+        elif m.status is MessageStatus.INTERRUPTED:
+            meta.append("interrupted")
         parts.append(f'<div class="meta">{escape(" · ".join(meta))}')
-        if last and m.status in (MessageStatus.DONE, MessageStatus.STOPPED):
+        if last and m.status is MessageStatus.INTERRUPTED:
+            parts.append(' <button type="button" class="link-button" '
+                         'data-action="continue">Continue</button>')
+        if last and m.status in (MessageStatus.DONE, MessageStatus.STOPPED,
+                                 MessageStatus.INTERRUPTED):
             parts.append(' <button type="button" class="link-button" '
                          'data-action="regenerate">Regenerate</button>')
         parts.append("</div>")
@@ -143,6 +151,8 @@ EMPTY = ('<div class="empty-state"><h2>Private chat, on your device</h2>'
 def thread_html(state: AppState, markdown: Markdown | None = None,
                 window: int = THREAD_WINDOW) -> str:
     """The thread: the newest `window` messages, with a button for earlier ones."""
+    if state.not_found_id is not None and state.not_found_id == state.deleted_elsewhere_id:
+        return deleted_elsewhere_html(state.unsent_text)
     if state.not_found_id is not None:
         return ('<div class="empty-state not-found" role="alert"><h2>Conversation not found</h2>'
                 "<p>It may have been deleted, or the link is from another browser.</p>"
@@ -159,6 +169,25 @@ def thread_html(state: AppState, markdown: Markdown | None = None,
     last_index = len(shown) - 1
     out.extend(message_html(m, simulated, markdown, i == last_index)
                for i, m in enumerate(shown))
+    return "".join(out)
+
+
+def deleted_elsewhere_html(unsent: str | None) -> str:
+    """The open chat was deleted in another tab; a message typed for it can become a new
+    chat."""
+    out = ['<div class="empty-state not-found" role="alert">'
+           "<h2>This chat was deleted in another tab.</h2>"]
+    if unsent:
+        out.append("<p>Your message wasn’t sent, and nothing was saved into the deleted "
+                   "chat:</p>"
+                   f'<blockquote class="unsent">{escape(unsent)}</blockquote>'
+                   '<p><button type="button" data-action="keep-as-new-chat">'
+                   "Keep as new chat</button> "
+                   '<button type="button" class="link-button" data-action="discard-unsent">'
+                   "Discard</button></p>")
+    else:
+        out.append("<p>Your other chats are unchanged.</p>")
+    out.append('<p><a href="#/chat">Start a new chat</a></p></div>')
     return "".join(out)
 
 
