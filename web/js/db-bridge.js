@@ -107,7 +107,7 @@ function database() {
   return db;
 }
 
-function announce(type) {
+function announceStore(type) {
   document.dispatchEvent(new CustomEvent(`localchat:${type}`));
 }
 
@@ -171,7 +171,7 @@ function openOnce() {
       const v = instance.version(step.version).stores(step.stores);
       if (step.upgrade) v.upgrade(step.upgrade);
     }
-    instance.on("blocked", () => announce("store-blocked"));
+    instance.on("blocked", () => announceStore("store-blocked"));
     // Another tab opens a newer version: let go at once, and tell the page. (Dexie's
     // own handler also closes, but would reopen on the next call, which then fails
     // with VersionError or blocks the other tab again.)
@@ -181,17 +181,17 @@ function openOnce() {
                             "so this tab closed its connection.");
       err.name = "VersionChangeError";
       closedError = err;
-      announce("store-closed");
+      announceStore("store-closed");
       return false;
     });
     try {
       await instance.open();
     } catch (err) {
-      announce("store-failed");
+      announceStore("store-failed");
       throw (await storageRefusal(true)) ?? err;
     }
     db = instance;
-    announce("store-open");
+    announceStore("store-open");
     return { version: instance.verno };
   })());
 }
