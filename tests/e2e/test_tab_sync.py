@@ -238,6 +238,10 @@ def test_a_reply_survives_a_reload_and_can_be_continued_or_regenerated(
     expect(chat.stop_button).to_be_hidden()
 
     reply.get_by_role("button", name="Continue").click()
+    # The reply grows from where it stopped (a click is handled asynchronously: wait
+    # for the growth before waiting for the end, or the end is the state before it).
+    expect(reply.locator(".bubble")).to_have_text(
+        re.compile("^" + re.escape(kept) + r"\s*\S"))
     reply = chat.wait_for_reply_done()
     expect(reply.locator(".meta")).not_to_contain_text("interrupted")
     continued = reply.locator(".bubble").inner_text()
@@ -258,6 +262,7 @@ def test_a_reply_survives_a_reload_and_can_be_continued_or_regenerated(
     expect(reply).not_to_have_attribute("data-message-id", interrupted_id or "")
     expect(reply.locator(".bubble")).to_have_text(" ".join(f"again{i}" for i in range(40)))
     expect(chat.assistant_messages()).to_have_count(2)
+    chat.wait_stored_field("messages", reply.get_attribute("data-message-id") or "", "status", "done")
     assert [m["status"] for m in chat.stored("messages") if m["role"] == "assistant"] == [
         "done", "done"]
 
