@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from .pages.chat import FAST_SIM, ChatPage
@@ -262,7 +261,8 @@ def test_a_reply_survives_a_reload_and_can_be_continued_or_regenerated(
     expect(reply).not_to_have_attribute("data-message-id", interrupted_id or "")
     expect(reply.locator(".bubble")).to_have_text(" ".join(f"again{i}" for i in range(40)))
     expect(chat.assistant_messages()).to_have_count(2)
-    chat.wait_stored_field("messages", reply.get_attribute("data-message-id") or "", "status", "done")
+    regenerated = reply.get_attribute("data-message-id") or ""
+    chat.wait_stored_field("messages", regenerated, "status", "done")
     assert [m["status"] for m in chat.stored("messages") if m["role"] == "assistant"] == [
         "done", "done"]
 
@@ -305,10 +305,6 @@ def test_a_model_change_in_one_tab_shows_in_the_other(
     first.wait_stored_field("conversations", cid, "model", "quick")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known bug since the owner-tab engine (core/tabs.py) was merged: when the streaming tab is "
-    "a follower whose reply runs in the owner's engine, the owner tab does not show the reply "
-    "as interrupted after the follower closes. Open in issue 10; passes on the `data` branch."))
 def test_closing_the_tab_that_streams_a_reply_leaves_it_interrupted_in_the_other(
         page: Page, site_url: str, new_tab: Callable[[str], Page]) -> None:
     watching = ChatPage(page, site_url).open(query=SLOW_REPLY)

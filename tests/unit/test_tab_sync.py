@@ -190,6 +190,26 @@ def test_a_streaming_reply_is_saved_as_it_grows_under_its_lock() -> None:
     assert final["status"] == "done" and final["content"] == "one two three four five"
 
 
+def test_a_reply_is_stored_at_its_first_text_so_the_other_tabs_show_it_at_once() -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        engine = FakeEngine([["one ", "two ", "three"]], pause_after=1)
+        a, _b, shared = two_tabs(engine=engine)
+        a.rig.clock.step_ms = 0  # no time passes: only the first text may cause a save
+        await boot(a)
+        import asyncio
+
+        sending = asyncio.ensure_future(a.service.send("count"))
+        await engine.paused.wait()
+        await asyncio.sleep(0)
+        saved = [dict(m) for m in _streaming(shared)]
+        engine.resume()
+        await sending
+        return saved
+
+    saved = run(scenario)
+    assert [(m["status"], m["content"]) for m in saved] == [("streaming", "one ")]
+
+
 def test_a_reply_left_streaming_by_a_gone_tab_is_interrupted_but_not_one_still_streaming(
 ) -> None:
     async def scenario() -> tuple[Tab, Tab]:

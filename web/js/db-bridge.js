@@ -275,7 +275,9 @@ export function putMessage(message, touchUpdatedAt) {
  * commits at once. It can't wait to read the conversation first, so the caller checks
  * that it still exists as far as this tab knows (another tab's delete notice arrives
  * within milliseconds). Nobody waits for it; a failure is dropped (the last periodic
- * save stays).
+ * save stays). The other tabs are told at once: a transaction they start after the
+ * notice is scheduled after this one (IndexedDB orders transactions of overlapping
+ * scope by creation, across connections), so they read what it stores.
  */
 export function putMessageNow(message) {
   try {
@@ -284,8 +286,9 @@ export function putMessageNow(message) {
     tx.onerror = (event) => event.preventDefault();
     if (tx.commit) tx.commit();
   } catch (_err) {
-    // The store is closed or gone: the last periodic save stays.
+    return; // The store is closed or gone: the last periodic save stays.
   }
+  announce(messagesChanged(message.conversationId, [message.id]));
 }
 
 /** Change some fields of a message (e.g. its content when a reply finishes). */

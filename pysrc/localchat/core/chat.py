@@ -7,8 +7,9 @@ UI can patch one node per animation frame instead of re-rendering the thread.
 Storage failures never stop chatting: the conversation goes on unsaved, and the state
 says so (`storage_error`). Nothing stored is ever deleted or rewritten on error.
 
-Several tabs: a streaming reply is saved as it grows (every SAVE_EVERY_MS at most, and
-by the page on `pagehide` from `partial_reply()`) while this tab holds the reply's lock
+Several tabs: a streaming reply is saved as it grows (at its first text, so the other
+tabs show it at once, then every SAVE_EVERY_MS at most, and by the page on `pagehide`
+from `partial_reply()`) while this tab holds the reply's lock
 (ports.ReplyLocks); a stored reply still marked streaming whose lock nobody holds is
 shown as interrupted, with Continue and Regenerate. Other tabs' writes reach this one
 through `refresh_conversations` / `refresh_messages` (core/sync.py calls them); a write
@@ -86,7 +87,8 @@ class _GrowingReply:
     """As in the state: `content` is the text it had before this stream (Continue)."""
     release: Callable[[], None]
     parts: list[str] = field(default_factory=list)
-    saved_at: int = 0
+    saved_at: int | None = None
+    """When a partial save last started (None: not yet; the first text is saved at once)."""
     saving: asyncio.Future[Any] | None = None
     stored: bool = False
     """A partial save of it has been stored."""
@@ -521,7 +523,7 @@ class ChatService:
 
     async def _begin_growing(self, reply: Message) -> None:
         release = await self.locks.hold(reply.id)
-        self._growing = _GrowingReply(reply, release, saved_at=self.clock.now_ms())
+        self._growing = _GrowingReply(reply, release)
 
     def _end_growing(self) -> None:
         growing, self._growing = self._growing, None
@@ -534,7 +536,8 @@ class ChatService:
             return
         growing.parts.append(text)
         now = self.clock.now_ms()
-        if now - growing.saved_at < SAVE_EVERY_MS or not self.persist:
+        if not self.persist or (growing.saved_at is not None
+                                and now - growing.saved_at < SAVE_EVERY_MS):
             return
         if growing.saving is not None and not growing.saving.done():
             return
