@@ -315,6 +315,32 @@ def test_the_owner_takes_a_followers_open_chat_as_needed_now() -> None:
     run(scenario)
 
 
+def test_choosing_the_loaded_model_again_is_confirmed_only_in_the_tab_that_chose_it(
+) -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        tabs = Tabs(stored=(SMART,))
+        await tabs.start("b")
+        b = tabs.followers["b"]
+        owner_heard: list[str] = []
+        b_heard: list[str] = []
+        tabs.hub.on_switch = owner_heard.append
+        b.on_switch = b_heard.append
+        b.conversation_model_changed("smart", download=False)  # b's chat is on Smart
+        await tabs.until(lambda: tabs.rig.loaded == SMART, "Smart to be loaded")
+        await tabs.until(lambda: b.box.state.engine.loaded_model == SMART, "b sees Smart")
+        del owner_heard[:], b_heard[:]  # the load itself is announced: not this test's point
+        tabs.rig.models.conversation_model_changed("smart", download=True)  # the owner re-picks
+        b.conversation_model_changed("smart", download=True)  # then b does
+        await tabs.until(lambda: b_heard == ["smart"], "b's confirmation")
+        for _ in range(10):  # the Bus delivers on the next loop turn: strays are in by now
+            await asyncio.sleep(0)
+        return owner_heard, b_heard
+
+    owner_heard, b_heard = run(scenario)
+    assert owner_heard == ["smart"]
+    assert b_heard == ["smart"]
+
+
 def test_progress_goes_out_a_few_times_a_second_and_state_changes_at_once() -> None:
     async def scenario() -> None:
         tabs = Tabs()

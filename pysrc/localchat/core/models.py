@@ -190,6 +190,9 @@ class ModelService(ModelView):
         """What the open chat of each other tab asks for (by tab id): needed now too."""
         self.on_switch: Callable[[str], None] | None = None
         """Called with a catalog key when the chat engine switches to that model."""
+        self.on_already_loaded: Callable[[str], None] | None = None
+        """The user chose the model that is loaded already: only whoever chose it is told
+        (several tabs: the one that asked); None: `on_switch` is called."""
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
@@ -362,8 +365,9 @@ class ModelService(ModelView):
         loaded is confirmed (on_switch) only when the user chose it: opening a chat that
         uses the loaded model changes nothing worth announcing."""
         if self.box.state.engine.loaded_model == self.model_id(key):
-            if download and self.on_switch is not None:
-                self.on_switch(key)
+            confirm = self.on_already_loaded or self.on_switch
+            if download and confirm is not None:
+                confirm(key)
             return
         item = self.item(key)
         if item is not None and item.state in (DownloadState.READY, DownloadState.COMPILING):

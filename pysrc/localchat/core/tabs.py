@@ -149,6 +149,9 @@ class ModelHub:
         self.on_switch: Callable[[str], None] | None = None
         """This tab's own announcement of a switch (the others are told by message)."""
         models.on_switch = self._switched
+        models.on_already_loaded = self._already_loaded
+        self._asking: str | None = None
+        """The tab whose model request is being handled now (None: this tab's own)."""
         link.on_message(self.handle)
         self._unsubscribe = models.box.subscribe(self._changed)
 
@@ -211,6 +214,15 @@ class ModelHub:
         if self.on_switch is not None and not theirs:
             self.on_switch(key)
 
+    def _already_loaded(self, key: str) -> None:
+        """A chat chose the loaded model again: the tab that chose it is told, no other
+        (theirs use it already and asked nothing)."""
+        if self._asking is None:
+            if self.on_switch is not None:
+                self.on_switch(key)
+        else:
+            self._post({"t": "switched", "to": self._asking, "key": key})
+
     # --- requests from the other tabs ------------------------------------------------
 
     def handle(self, message: dict[str, Any]) -> None:
@@ -231,7 +243,11 @@ class ModelHub:
         elif kind == "model" and isinstance(key, str):
             self._watch(tab)
             models.remote_wants[tab] = key
-            models.conversation_model_changed(key, download=bool(message.get("download")))
+            self._asking = tab
+            try:
+                models.conversation_model_changed(key, download=bool(message.get("download")))
+            finally:
+                self._asking = None
         elif kind == "acquire" and isinstance(key, str) and isinstance(cid, str):
             self._watch(tab)
             served = self._served[cid] = _Served(tab)
