@@ -49,13 +49,13 @@ unit: setup
 	$(PY) -m pytest tests/unit -q
 
 e2e: build chromium
-	$(PY) -m pytest tests/e2e -q
+	$(PY) -m pytest tests/e2e -q --durations=12
 
 # Unit tests first (seconds), then the browser tests, each in its own pytest run
 # (Playwright's sync API leaves an event loop that asyncio.run() in unit tests refuses).
 test: build chromium lint
 	$(PY) -m pytest tests/unit -q
-	$(PY) -m pytest tests/e2e -q
+	$(PY) -m pytest tests/e2e -q --durations=12
 
 bench: build chromium
 	$(PY) bench/boot.py; boot=$$?; $(PY) bench/chat.py; chat=$$?; $(PY) bench/models.py; \
