@@ -147,10 +147,11 @@ def new_tab(page: Page) -> Callable[[str], Page]:
     return open_tab
 
 
-# Every document of a guarded context reports each policy violation as a console error, so
-# the guard below sees it (Chromium's own "Refused to …" message is not always a console
-# event). Dedicated workers have no init script: their violations reach the console through
-# the worker's own error report, which the guard collects too.
+# Every document of a guarded context reports each policy violation as a console error
+# naming the directive and where it happened. Chromium also prints its own console error
+# ("… violates the following Content Security Policy directive …"), which the guard sees
+# too, also from workers, where no init script runs; the event is the check that does not
+# depend on that message's wording.
 REPORT_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (e) => {
   console.error(`Content-Security-Policy violation: ${e.effectiveDirective} refused `
