@@ -71,9 +71,39 @@ def copy_npm() -> None:
             copy_if_changed(NODE / package / rel, VENDOR / dest / Path(rel).name)
     # PyScript loads its chunks lazily by relative URL: copy the whole dist (no maps).
     dist = NODE / "@pyscript" / "core" / "dist"
+    patched = 0
     for src in sorted(dist.iterdir()):
-        if src.suffix in {".js", ".css"}:
+        if src.suffix not in {".js", ".css"}:
+            continue
+        text = src.read_text(encoding="utf-8") if src.suffix == ".js" else ""
+        if PYSCRIPT_EVAL[0] in text:
+            patched += text.count(PYSCRIPT_EVAL[0])
+            write_if_changed(VENDOR / "pyscript" / src.name,
+                             text.replace(PYSCRIPT_EVAL[0], PYSCRIPT_EVAL[1]))
+        else:
             copy_if_changed(src, VENDOR / "pyscript" / src.name)
+    if patched != 1:
+        raise SystemExit(f"build: PyScript's worker-hook Function() found {patched} times, "
+                         "not once: re-check PYSCRIPT_EVAL against this PyScript version")
+
+
+# The site's Content-Security-Policy has no 'unsafe-eval'. PyScript 0.7.31 builds the hooks
+# it would hand to a PyScript worker with Function() as soon as it starts, on the main
+# thread too, although LocalChat never starts a PyScript worker; under the policy that throws
+# and Python never starts. The same hook, as source text for a worker (its toString, which
+# is all a worker gets of it), without evaluating anything here.
+PYSCRIPT_EVAL = (
+    "return Function(`return(w,x)=>(${r})(w,x,...[${s}])`)()",
+    "return Object.assign(()=>{throw new Error(\"LocalChat: PyScript worker hook\")},"
+    "{toString:()=>`(w,x)=>(${r})(w,x,...[${s}])`})",
+)
+
+
+def write_if_changed(dst: Path, text: str) -> None:
+    if dst.is_file() and dst.read_text(encoding="utf-8") == text:
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(text, encoding="utf-8")
 
 
 def browser_wheel_specs() -> tuple[str, list[str]]:

@@ -1,7 +1,11 @@
 """Static file server for web/, plus the simulated model host used by `?engine=sim`.
 
 Serves the site with the MIME types Pyodide needs (`.wasm` as application/wasm, or its
-boot hangs) and `Cache-Control: no-cache`, so a new build is always revalidated.
+boot hangs) and `Cache-Control: no-cache`, so a new build is always revalidated. Every
+response carries the security headers (`SECURITY_HEADERS`): the Content-Security-Policy of
+web/index.html's `<meta>` plus `frame-ancestors 'none'` (which only a header can say), so
+it also governs the workers, whose scripts a `<meta>` policy does not reach;
+`X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
 
 Requests under `/sim-host/` (GET, HEAD, OPTIONS) go to the simulated model host of
 tools/modelhost.py: every catalog model as a Hugging Face folder,
@@ -29,6 +33,30 @@ except ImportError:  # run as a script: tools/ itself is on sys.path
 ROOT = Path(__file__).resolve().parent.parent
 SIM_PREFIX = "/sim-host/"
 
+# The site's Content-Security-Policy, exactly as web/index.html's <meta> states it (a unit
+# test keeps the two equal). Scripts and workers only from the site; 'wasm-unsafe-eval' lets
+# Pyodide and WebLLM compile WebAssembly (no 'unsafe-eval': nothing needs eval); fetches to
+# the site and the model hosts (Hugging Face and the hosts it redirects file downloads to,
+# GitHub for model libraries); no inline script or style, no plugins, no <base>, no forms.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; "
+    "script-src 'self' 'wasm-unsafe-eval'; "
+    "worker-src 'self'; "
+    "connect-src 'self' https://huggingface.co https://*.huggingface.co https://*.hf.co "
+    "https://raw.githubusercontent.com; "
+    "img-src 'self'; "
+    "style-src 'self'; "
+    "object-src 'none'; "
+    "base-uri 'self'; "
+    "form-action 'none'"
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY + "; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
 MIME = {
     ".wasm": "application/wasm",
     ".mjs": "text/javascript",
@@ -48,6 +76,8 @@ class Handler(SimpleHTTPRequestHandler):
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-cache")
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
         super().end_headers()
 
     def log_message(self, format: str, *args: object) -> None:

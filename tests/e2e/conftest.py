@@ -13,8 +13,10 @@
           model_host.faults.status("*/params_shard_2.bin", 503, times=2, retry_after=1)
 
 Every browser test fails on any uncaught page error or console error of `page` or
-`standin_page` (a test that provokes one on purpose names the expected texts with
-`@pytest.mark.allow_console_errors("pattern", …)`).
+`standin_page`, and on any Content-Security-Policy violation in them (each is reported to
+the console as "Content-Security-Policy violation: …" by an init script). A test that
+provokes one on purpose names the expected texts with
+`@pytest.mark.allow_console_errors("pattern", …)`.
 """
 
 from __future__ import annotations
@@ -145,6 +147,20 @@ def new_tab(page: Page) -> Callable[[str], Page]:
     return open_tab
 
 
+# Every document of a guarded context reports each policy violation as a console error
+# naming the directive and where it happened. Chromium also prints its own console error
+# ("… violates the following Content Security Policy directive …"), which the guard sees
+# too, also from workers, where no init script runs; the event is the check that does not
+# depend on that message's wording.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`Content-Security-Policy violation: ${e.effectiveDirective} refused `
+    + `${e.blockedURI || "(inline)"} at ${e.sourceFile || "?"}:${e.lineNumber} `
+    + `[${(e.sample || "").slice(0, 40)}]`);
+});
+"""
+
+
 @pytest.fixture(autouse=True)
 def fail_on_page_errors(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     """Collect console errors and uncaught exceptions of the test's pages."""
@@ -167,6 +183,7 @@ def fail_on_page_errors(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     # On the context, so every tab the test opens in it (`new_tab`) is watched too.
     for context in {id(p.context): p.context for p in pages}.values():
         context.set_default_timeout(settings.EXPECT_TIMEOUT_MS)
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         context.on("console", on_console)
         context.on("weberror", lambda web_error: on_page_error(web_error.error))
     for page in pages:

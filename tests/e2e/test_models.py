@@ -134,7 +134,7 @@ def test_cancel_asks_first_and_download_again_resumes(page: Page, site_url: str)
     models.open_manager()
     models.row("Smart").get_by_role("button", name="Download").click()
     models.wait_state("Smart", "Downloading")
-    page.wait_for_function("document.querySelector('[data-key=smart] [role=progressbar]')"
+    page.wait_for_function("() => document.querySelector('[data-key=smart] [role=progressbar]')"
                            "?.getAttribute('aria-valuenow') >= 30", polling=100, timeout=30_000)
     cancel = models.row("Smart").get_by_role("button", name="Cancel")
     cancel.click()
@@ -200,7 +200,7 @@ def test_queue_survives_a_reload_and_resumes(page: Page, site_url: str) -> None:
     models.open_manager()
     models.row("Smart").get_by_role("button", name="Download").click()
     models.row("Quick").get_by_role("button", name="Download").click()
-    page.wait_for_function("document.querySelector('[data-key=smart] [role=progressbar]')"
+    page.wait_for_function("() => document.querySelector('[data-key=smart] [role=progressbar]')"
                            "?.getAttribute('aria-valuenow') >= 25", polling=100, timeout=30_000)
     before = set(shards)
     page.goto(page.url.replace("sim_mbps=0.5", "sim_mbps=200"))
@@ -341,7 +341,7 @@ def test_rapid_switching_ends_consistent(page: Page, site_url: str) -> None:
     # One engine worker is left (the chat engine: one model in GPU memory), there never
     # were two at once, and no download ran twice for a shard beyond the ones cut by a
     # cancel.
-    page.wait_for_function("window.__workers.live === 1", polling=200, timeout=20_000)
+    page.wait_for_function("() => window.__workers.live === 1", polling=200, timeout=20_000)
     assert page.evaluate("window.__workers.most") == 1
     chat.send("/echo still consistent")
     reply = chat.wait_for_reply_done()
@@ -366,7 +366,7 @@ def test_cancel_works_while_starting(page: Page, site_url: str) -> None:
     # Its files are complete: it is Ready, and the engine worker is gone (terminated
     # mid-start), so nothing holds GPU memory.
     models.wait_state("Quick", "Ready")
-    page.wait_for_function("window.__workers.live === 0", polling=100, timeout=10_000)
+    page.wait_for_function("() => window.__workers.live === 0", polling=100, timeout=10_000)
     fetched = len(shards)
     # A message in the chat starts it again, from the stored files only.
     chat.send("/echo again")

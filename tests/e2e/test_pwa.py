@@ -43,7 +43,7 @@ def test_a_returning_visit_is_answered_from_the_cache_by_static_routes(page: Pag
                                                                       site_url: str) -> None:
     chat = ChatPage(page, site_url).open()
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    page.wait_for_function("navigator.serviceWorker.controller !== null", polling=200)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", polling=200)
     # A navigation with a query (the simulated engine's knobs) goes to the fetch handler,
     # which finds the page in the cache whatever the query.
     chat.reload()

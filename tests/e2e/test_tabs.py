@@ -121,7 +121,7 @@ def test_when_the_owner_closes_another_tab_resumes_from_the_stored_files(
     two.open_manager()
     bar = two.row("Smart").get_by_role("progressbar")
     second.page.wait_for_function(
-        "document.querySelector('[data-key=smart] [role=progressbar]')"
+        "() => document.querySelector('[data-key=smart] [role=progressbar]')"
         "?.getAttribute('aria-valuenow') >= 30", polling=100, timeout=30_000)
     fetched = len(set(shards))
     page.close()  # the owner tab goes

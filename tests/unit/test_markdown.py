@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from localchat.ui.markdown import MarkdownRenderer, escape_plain
+from localchat.ui.markdown import (
+    MarkdownRenderer,
+    escape_plain,
+    link_host,
+    link_policy,
+    show_bidi_controls,
+)
 from tests.unit.html_probe import active_content, elements, text
 
 
@@ -65,9 +71,13 @@ def test_links_open_in_a_new_tab_without_referrer(md: MarkdownRenderer) -> None:
     html = md.render("See [the docs](https://example.com/a?b=1) and <https://example.org>.")
     links = [e.attrs for e in elements(html, "a")]
     assert links == [
-        {"href": "https://example.com/a?b=1", "target": "_blank", "rel": "noopener noreferrer"},
-        {"href": "https://example.org", "target": "_blank", "rel": "noopener noreferrer"},
+        {"href": "https://example.com/a?b=1", "target": "_blank", "rel": "noopener noreferrer",
+         "title": "https://example.com/a?b=1"},
+        {"href": "https://example.org", "target": "_blank", "rel": "noopener noreferrer",
+         "title": "https://example.org"},
     ]
+    # The first names its host after its text; the second's text is its address.
+    assert text(html) == "See the docs (example.com) and https://example.org.\n"
 
 
 @pytest.mark.parametrize("source", [
@@ -118,3 +128,117 @@ def test_image_markdown_becomes_a_plain_link_nothing_fetched(md: MarkdownRendere
 
 def test_escape_plain_is_the_fallback() -> None:
     assert escape_plain('<b>"hi"</b> & co') == "&lt;b&gt;&quot;hi&quot;&lt;/b&gt; &amp; co"
+
+
+# --- the link policy --------------------------------------------------------------------
+
+CLICKABLE = [
+    ("[a](https://example.org/x?y=1#z)", "https://example.org/x?y=1#z", "example.org"),
+    ("[a](http://example.org)", "http://example.org", "example.org"),
+    ("[a](HTTPS://Example.ORG:8443/p)", "HTTPS://Example.ORG:8443/p", "example.org:8443"),
+    ("[write](mailto:someone@example.org)", "mailto:someone@example.org", "someone@example.org"),
+    ("[a](https://bank.example@evil.example/)", "https://bank.example@evil.example/",
+     "evil.example"),
+    ("[a](https://аpple.com/)", "https://xn--pple-43d.com/", "xn--pple-43d.com"),
+    ('[a][r]\n\n[r]: https://example.org/ref "t"', "https://example.org/ref", "example.org"),
+]
+
+
+@pytest.mark.parametrize(("source", "href", "host"), CLICKABLE)
+def test_http_https_and_mailto_links_are_clickable_and_name_their_host(
+        md: MarkdownRenderer, source: str, href: str, host: str) -> None:
+    html = md.render(source)
+    [link] = elements(html, "a")
+    assert link.attrs["href"] == href
+    assert link.attrs["title"] == href
+    assert [e.attrs for e in elements(html, "span")] == [{"class": "link-host"}]
+    assert f"({host})" in text(html)
+
+
+NOT_CLICKABLE = [
+    "[click](data:text/html,<script>alert(1)</script>)",
+    "[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "[pic](data:image/png;base64,iVBORw0KGgo=)",
+    "[click](javascript:alert(1))",
+    "[click](JAVASCRIPT:alert(1))",
+    "[click](&#106;avascript:alert(1))",
+    "[click](vbscript:msgbox(1))",
+    "[click](file:///etc/passwd)",
+    "[click](blob:http://127.0.0.1:8000/0f3c)",
+    "[click](ftp://example.org/file)",
+    "[click](ws://example.org/)",
+    "[click](chrome://settings)",
+    "[click](intent://scan/#Intent;scheme=zxing;end)",
+    "[click](tel:+15551234)",
+    "[click](https:example.org)",
+    "[click](https://)",
+    "[click](mailto:)",
+    "[click](/relative/path)",
+    "[click](#/chat/abc)",
+    "[click](//example.org/protocol-relative)",
+    "[click](%6Aavascript:alert(1))",
+    "<data:text/html,hi>",
+    "<javascript:alert(1)>",
+    "<file:///etc/passwd>",
+    "[a][r]\n\n[r]: javascript:alert(1)",
+    "[a][r]\n\n[r]: data:text/html,hi",
+]
+
+
+@pytest.mark.parametrize("source", NOT_CLICKABLE)
+def test_every_other_destination_stays_plain_text(md: MarkdownRenderer, source: str) -> None:
+    html = md.render(source)
+    assert elements(html, "a") == []
+    assert active_content(html) == []
+    shown = text(html)
+    # The Markdown itself is what the reader sees, destination included.
+    assert "](" in shown or shown.startswith("<") or "]: " in shown
+
+
+@pytest.mark.parametrize("url", ["java\tscript:alert(1)", " javascript:alert(1)",
+                                 "\x00javascript:alert(1)", "java\nscript:x",
+                                 "JaVaScRiPt:x", "https:\\\\evil.example"])
+def test_the_policy_reads_an_address_as_a_browser_does(url: str) -> None:
+    assert not link_policy(url)
+
+
+def test_the_policy_accepts_only_absolute_web_and_mail_addresses() -> None:
+    assert link_policy("https://example.org")
+    assert link_policy("  https://example.org/x  ")
+    assert link_policy("mailto:a@example.org")
+    assert not link_policy("https://")
+    assert not link_policy("example.org")
+    assert link_host("https://[::1]:8080/") == "::1:8080"
+    assert link_host("https://example.org:99999/") == ""  # an impossible port: no host
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def test_bidi_controls_in_link_text_are_made_visible(md: MarkdownRenderer) -> None:
+    html = md.render("[\u202egro.elpmaxe\u202c](https://evil.example/) and `x`")
+    [link] = elements(html, "a")
+    assert link.attrs["href"] == "https://evil.example/"
+    shown = text(html)
+    assert "[U+202E]gro.elpmaxe[U+202C] (evil.example)" in shown
+    assert not any(c in shown for c in BIDI)
+
+
+def test_every_bidi_control_gets_a_visible_mark(md: MarkdownRenderer) -> None:
+    html = md.render(f"[a{BIDI}b `c{BIDI}`](https://example.org)")
+    assert not any(c in text(html) for c in BIDI)
+    assert show_bidi_controls(BIDI).count("[U+") == len(BIDI)
+    assert show_bidi_controls("\u061c") == "[U+061C]"
+
+
+def test_bidi_controls_outside_links_are_left_alone(md: MarkdownRenderer) -> None:
+    # Right-to-left writing uses marks legitimately; only link text can disguise an address.
+    assert "\u200f" in text(md.render("שלום\u200f world"))
+
+
+def test_an_address_as_its_own_text_needs_no_host_label(md: MarkdownRenderer) -> None:
+    assert elements(md.render("<https://example.org/a>"), "span") == []
+    assert elements(md.render("<someone@example.org>"), "span") == []
+    # ... unless a user name stands where the host seems to be.
+    html = md.render("<https://bank.example@evil.example/>")
+    assert "(evil.example)" in text(html)

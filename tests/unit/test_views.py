@@ -83,8 +83,9 @@ def test_list_placeholders_and_window() -> None:
     window = conversation_items(chats, None, loaded=True, start=1, end=3)
     links = [e.attrs["href"] for e in elements(window, "a")]
     assert links == ["#/chat/c1", "#/chat/c2"]
-    spacers = [e.attrs["style"] for e in elements(window, "li") if e.attrs.get("class") == "spacer"]
-    assert spacers == ["height: 40px", "height: 80px"]
+    spacers = [e.attrs["data-height"] for e in elements(window, "li")
+               if e.attrs.get("class") == "spacer"]
+    assert spacers == ["40", "80"]  # px, by app.css (no style attribute: the CSP refuses it)
     items = [e.attrs for e in elements(window, "li") if e.attrs.get("data-id")]
     assert [(i["aria-posinset"], i["aria-setsize"]) for i in items] == [("2", "5"), ("3", "5")]
 

@@ -94,13 +94,13 @@ def conversation_items(conversations: tuple[Conversation, ...], active_id: str |
     items = []
     if start:
         items.append(f'<li class="spacer" aria-hidden="true" '
-                     f'style="height: {start * SIDEBAR_ITEM_PX}px"></li>')
+                     f'data-height="{start * SIDEBAR_ITEM_PX}"></li>')
     windowed = start > 0 or end < total
     items.extend(conversation_item(c, active_id, start + i + 1, total if windowed else 0)
                  for i, c in enumerate(conversations[start:end]))
     if end < total:
         items.append(f'<li class="spacer" aria-hidden="true" '
-                     f'style="height: {(total - end) * SIDEBAR_ITEM_PX}px"></li>')
+                     f'data-height="{(total - end) * SIDEBAR_ITEM_PX}"></li>')
     return "".join(items)
 
 
@@ -408,7 +408,7 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
             f'<div class="progress" role="progressbar" aria-label="{name} progress" '
             f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{row.percent}" '
             f'data-eta-s="{eta_attr(item)}">'
-            f'<div class="progress-fill" style="width: {row.percent}%"></div></div>')
+            f'<div class="progress-fill" data-percent="{row.percent}"></div></div>')
     words = progress_words(item, max_retries) if item is not None else ""
     if row.loaded:
         words = "In use by this chat" if row.requested else "Loaded"
