@@ -84,7 +84,7 @@ def open_app(page: Page, site: str, route: str = "#/chat") -> None:
 
 
 def seen_at(page: Page) -> float:
-    page.wait_for_function("window.__seen !== null", timeout=10_000)
+    page.wait_for_function("() => window.__seen !== null", timeout=10_000)
     return float(page.evaluate("window.__seen"))
 
 
@@ -142,7 +142,7 @@ def main() -> int:
         open_app(a, site)
         a.locator("#message").fill("/echo first")
         a.locator("#message").press("Enter")
-        a.wait_for_function("/^#\\/chat\\/[0-9a-f]{32}$/.test(location.hash)")
+        a.wait_for_function("() => /^#\\/chat\\/[0-9a-f]{32}$/.test(location.hash)")
         a.wait_for_selector("article[aria-label=Assistant]:not(.streaming)")
         route = "#/chat/" + a.url.rsplit("/", 1)[1]
         open_app(b, site, route)

@@ -564,7 +564,7 @@ def test_interrupt_ends_the_reply_with_abort_keeping_the_text(page: Page, site_u
         window.reply = e.handle.chat([{ role: "user", content: "Tell me a story" }],
                                      { onDelta: (t) => e.deltas.push(t) });
     """, SMART_F32)
-    page.wait_for_function("e.deltas.length >= 2")
+    page.wait_for_function("() => e.deltas.length >= 2")
     result = _run(page, """
         await e.handle.interrupt();
         const stopped = await reply;
@@ -618,7 +618,7 @@ def test_terminate_settles_every_pending_call(page: Page, site_url: str) -> None
         window.reply = T.outcome(chatting.handle.chat([{ role: "user", content: "hi" }],
                                                       { onDelta: (t) => chatting.deltas.push(t) }));
     """, SMART_F16)
-    page.wait_for_function("loading.reports.length >= 1 && chatting.deltas.length >= 1")
+    page.wait_for_function("() => loading.reports.length >= 1 && chatting.deltas.length >= 1")
     result = _run(page, """
         loading.handle.terminate();
         loading.handle.terminate();  // idempotent

@@ -47,7 +47,7 @@ def test_offline_reload_and_new_tab_boot_and_chat(context: BrowserContext, page:
     chat.wait_for_reply_done()
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     chat.reload()  # now controlled by the service worker
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     expect(page.locator("body")).to_have_attribute("data-models", "ready")
 
     # Workers started under the service worker still get the simulated engine's knobs

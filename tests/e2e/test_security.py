@@ -46,7 +46,7 @@ def test_an_injected_inline_script_is_refused_by_the_policy(page: Page, site_url
         div.innerHTML = '<img src="vendor/icons/icon-192.png" onload="window.__pwned = 1">';
         document.body.append(div);
     }""")
-    page.wait_for_function("window.__violations.length >= 2")
+    page.wait_for_function("() => window.__violations.length >= 2")
     assert sorted(set(page.evaluate("window.__violations"))) == [
         "script-src-attr", "script-src-elem"]
     assert page.evaluate("window.__pwned") is None
@@ -81,7 +81,7 @@ def test_eval_a_script_from_elsewhere_and_style_attributes_are_refused(
     assert outcome["eval"] == "EvalError" and outcome["fn"] == "EvalError"
     assert outcome["remote"] == "refused"
     assert outcome["color"] != "rgb(255, 0, 0)"
-    page.wait_for_function("window.__violations.length >= 4")
+    page.wait_for_function("() => window.__violations.length >= 4")
     assert {"script-src", "script-src-elem", "style-src-attr"} <= set(
         page.evaluate("window.__violations"))
 
