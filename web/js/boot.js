@@ -84,11 +84,16 @@ function watchStore() {
 
 // Whether this browser lets the site store data in IndexedDB. Resolves (never rejects)
 // to {usable: true}, or {usable: false, name, message} when IndexedDB is missing or
-// refuses to open (private modes, site data blocked). The check opens a database that is
-// never created (its creation is aborted), so it neither leaves anything behind nor
-// waits behind an upgrade of LocalChat's own database. LocalChat's database is opened in
-// parallel (db-bridge.js), and consults the verdict only if that open fails.
-const STORAGE_CHECK_DB = "localchat-storage-check";
+// refuses to open (private modes, site data blocked). The check opens LocalChat's own
+// database at the version this build needs, first thing (before Pyodide's long start-up
+// tasks take the main thread), and never changes it: an upgrade it would start is
+// aborted (db-bridge.js's Dexie does the real one). So it also sees at once when the
+// upgrade is blocked by another tab holding an older version open, and says so (the
+// same notice as db-bridge.js's); the request then waits, and is aborted in its turn.
+// LocalChat's database is opened in parallel (db-bridge.js), and consults the verdict
+// only if that open fails.
+const DB_NAME = "localchat";
+const DB_IDB_VERSION = 20; // Dexie stores its schema version × 10 (a unit test checks)
 const STORAGE_CHECK_TIMEOUT_MS = 3000; // a slow disk must not hold the start-up
 
 function checkStorage() {
@@ -114,24 +119,32 @@ function checkStorage() {
       resolve(verdict);
     };
     let request;
-    let creating = false;
+    let upgrading = false;
     try {
-      request = factory.open(STORAGE_CHECK_DB);
+      request = factory.open(DB_NAME, DB_IDB_VERSION);
     } catch (err) {
       done(refused(err, "SecurityError"));
       return;
     }
-    request.onupgradeneeded = () => {
-      creating = true;
+    request.onupgradeneeded = () => { // a first visit, or an older database: not ours to do
+      upgrading = true;
       request.transaction.abort();
     };
-    request.onsuccess = () => { // left over by an older check: fine, storage works
+    request.onblocked = () => { // storage works; the upgrade waits for another tab
+      document.dispatchEvent(new CustomEvent("localchat:store-blocked"));
+      done({ usable: true });
+    };
+    request.onsuccess = () => { // already at this version: nothing to do
       request.result.close();
       done({ usable: true });
     };
     request.onerror = (event) => {
       event.preventDefault();
-      done(creating ? { usable: true } : refused(request.error, "UnknownError"));
+      const err = request.error;
+      // An aborted upgrade, or a database newer than this build (db-bridge.js reports
+      // that one): storage works either way.
+      const works = upgrading || (err && err.name === "VersionError");
+      done(works ? { usable: true } : refused(err, "UnknownError"));
     };
   });
 }
