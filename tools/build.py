@@ -194,13 +194,42 @@ def compile_bytecode(sources: dict[str, bytes]) -> dict[str, bytes]:
     return {rel: base64.b64decode(data) for rel, data in encoded.items()}
 
 
+# Packages the page imports one module per task after it is ready (adapters/packages.py).
+# The first three are what Pyodide's package loader imports on its first use.
+SLICED_IMPORTS = ("encodings.cp437", "tarfile", "importlib.metadata", "micropip", "markdown_it")
+
+
+def import_orders(wheels: list[dict[str, str]]) -> dict[str, list[str]]:
+    """For each of SLICED_IMPORTS, its modules in the order importing it finishes them,
+    recorded by the vendored Pyodide under node (tools/import_order.mjs) with the served
+    wheels. Cached in .build/order/ by the wheels' and Pyodide's hash."""
+    digest = hashlib.sha256((NODE / "pyodide" / "package.json").read_bytes())
+    digest.update((ROOT / "tools" / "import_order.mjs").read_bytes())
+    digest.update(json.dumps([SLICED_IMPORTS, wheels], sort_keys=True).encode())
+    cached = CACHE / "order" / f"{digest.hexdigest()[:20]}.json"
+    if not cached.is_file():
+        log(f"recording the import order of {', '.join(SLICED_IMPORTS)} with Pyodide")
+        paths = [str(VENDOR / "pyodide" / w["file"]) for w in wheels]
+        done = subprocess.run(["node", str(ROOT / "tools" / "import_order.mjs"),
+                               ",".join(SLICED_IMPORTS), *paths], capture_output=True)
+        if done.returncode != 0:
+            raise SystemExit("build: recording the import order failed:\n"
+                             + done.stderr.decode(errors="replace")[-2000:])
+        orders = json.loads(done.stdout)
+        shutil.rmtree(cached.parent, ignore_errors=True)
+        cached.parent.mkdir(parents=True)
+        cached.write_text(json.dumps(orders, sort_keys=True))
+    result: dict[str, list[str]] = json.loads(cached.read_text())
+    return result
+
+
 def build_app_archive(wheels: list[dict[str, str]]) -> Path:
     """Zip pysrc/localchat into one archive, unpacked by PyScript's `files` at boot.
 
     The archive carries the sources and their bytecode (compiled by the same Pyodide, so
     the page skips compiling at boot), and `localchat/vendored_wheels.json`, the wheels
     served next to Pyodide, so the app can install them with micropip without another
-    request.
+    request, and `localchat/import_order.json` (`import_orders`).
     """
     out = VENDOR / "app" / "localchat.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +244,8 @@ def build_app_archive(wheels: list[dict[str, str]]) -> Path:
             zf.writestr(info, data)
         info = zipfile.ZipInfo("localchat/vendored_wheels.json", (2020, 1, 1, 0, 0, 0))
         zf.writestr(info, json.dumps(wheels, sort_keys=True))
+        info = zipfile.ZipInfo("localchat/import_order.json", (2020, 1, 1, 0, 0, 0))
+        zf.writestr(info, json.dumps(import_orders(wheels), sort_keys=True))
     if out.is_file() and out.read_bytes() == tmp.read_bytes():
         tmp.unlink()
     else:

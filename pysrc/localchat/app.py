@@ -202,14 +202,16 @@ class App:
 
     async def _install_markdown(self) -> None:
         """Markdown rendering, installed offline from the vendored wheels after boot."""
-        from .adapters.packages import install_vendored_wheels
-        from .ui.markdown import MarkdownRenderer
+        from .adapters.packages import import_sliced, install_vendored_wheels
 
         try:
             await install_vendored_wheels(site_base(), ("markdown_it_py-", "mdurl-"))
+            # One module per task (and urllib.parse among them, before ui.markdown needs it).
+            await import_sliced("markdown_it")
         except Exception as error:  # the app keeps showing replies as plain text
             js.console.warn(f"LocalChat: Markdown rendering is unavailable: {error!r}")
             return
+        from .ui.markdown import MarkdownRenderer
         renderer = MarkdownRenderer.create()
         if renderer is not None:
             self.page.set_markdown(renderer.render)
