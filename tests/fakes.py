@@ -148,7 +148,8 @@ class FakeStore:
     def messages_of(self, conversation_id: str) -> list[dict[str, Any]]:
         records = [r for r in self.message_records.values()
                    if r["conversationId"] == conversation_id]
-        return sorted(records, key=lambda r: r["createdAt"])
+        return sorted(records, key=lambda r: r.get("createdAt")
+                      if isinstance(r.get("createdAt"), (int, float)) else 0)
 
     async def _enter(self, method: str, *args: Any) -> None:
         self.calls.append((method, args))
