@@ -12,6 +12,10 @@ page contact any host): `![alt](url)` shows as "!" and a plain link to the image
 address, which opens only if clicked. Code blocks get a Copy button
 (`data-action="copy-code"`).
 
+Nesting: markdown-it stops parsing blocks nested deeper than its limit (`maxNesting`,
+20 levels of blockquotes or lists) and drops their text. A message that reaches it is
+shown whole as escaped plain text instead, with a short note, so nothing is lost.
+
 Usage:
     renderer = MarkdownRenderer.create()   # None if markdown-it-py isn't importable
     html = renderer.render("**hi**") if renderer else escape_plain("**hi**")
@@ -22,7 +26,12 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-__all__ = ["MarkdownRenderer", "escape_plain"]
+__all__ = ["NESTING_NOTE", "MarkdownRenderer", "escape_plain"]
+
+NESTING_NOTE = "Shown as plain text: it is nested too deeply to format."
+
+_TOO_DEEP = "localchat_nesting_exceeded"
+"""The env key set when markdown-it skipped blocks beyond its nesting limit."""
 
 
 def escape_plain(text: str) -> str:
@@ -47,10 +56,16 @@ class MarkdownRenderer:
         md.add_render_rule("link_open", renderer._link_open)
         md.add_render_rule("fence", renderer._fence)
         md.add_render_rule("code_block", renderer._fence)
+        md.block.tokenize = _noting_nesting_limit(md.block.tokenize)
         return renderer
 
     def render(self, text: str) -> str:
-        return str(self._md.render(text))
+        env: dict[str, Any] = {}
+        html = str(self._md.render(text, env))
+        if env.get(_TOO_DEEP):
+            return (f'<p class="plain-text">{escape(text)}</p>'
+                    f'<p class="record-note">{NESTING_NOTE}</p>')
+        return html
 
     # Render rules (markdown-it calls them as methods of its renderer: self is ours).
 
@@ -71,3 +86,16 @@ class MarkdownRenderer:
         return (f'<div class="code-block"><div class="code-head"><span>{label}</span>'
                 '<button type="button" class="copy-code" data-action="copy-code">Copy</button>'
                 f"</div><pre><code{cls}>{escape(token.content)}</code></pre></div>")
+
+
+def _noting_nesting_limit(tokenize: Any) -> Any:
+    """markdown-it's block tokenizer, which also notes in `env` when it is about to skip
+    content for being nested beyond the limit (the same test its own loop makes: the
+    level is over the limit and a line of this block remains)."""
+    def noting(state: Any, start_line: int, end_line: int) -> None:
+        if state.level >= state.md.options.maxNesting:
+            line = state.skipEmptyLines(start_line)
+            if line < end_line and state.sCount[line] >= state.blkIndent:
+                state.env[_TOO_DEEP] = True
+        tokenize(state, start_line, end_line)
+    return noting
