@@ -196,9 +196,14 @@ function openOnce() {
   })());
 }
 
-/** A stored time usable for sorting (numbers only; anything else sorts as oldest). */
+// The latest time taken as real (end of year 9999), as core/conversation.py.
+const LATEST_TIME_MS = 253402300799999;
+
+/** A stored time for sorting: anything not plausible (a string, NaN, negative, after
+ * year 9999) sorts as oldest, as the core decodes it. */
 function sortTime(value) {
-  return typeof value === "number" && Number.isFinite(value) ? value : -Infinity;
+  return typeof value === "number" && value >= 0 && value <= LATEST_TIME_MS
+    ? value : -Infinity;
 }
 
 /**
@@ -208,7 +213,7 @@ function sortTime(value) {
  */
 export function listConversations() {
   return guard(() => database().conversations.toArray().then((records) =>
-    records.sort((a, b) => sortTime(b.updatedAt) - sortTime(a.updatedAt) || 0)));
+    records.sort((a, b) => (sortTime(b.updatedAt) - sortTime(a.updatedAt)) || 0)));
 }
 
 export function getConversation(id) {
