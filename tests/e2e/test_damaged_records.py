@@ -251,3 +251,31 @@ def test_a_reply_nested_beyond_markdowns_limit_shows_its_text(
     expect(shallow).not_to_contain_text(NESTING_NOTE)
     chat.reload()
     expect(chat.assistant_messages().first.locator(".plain-text")).to_have_text(deep)
+
+
+def test_continuing_a_damaged_reply_changes_only_what_the_user_asked_for(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open()
+    page.evaluate(SEED, ["""() => [{id: "p", title: "Partial chat", model: "smart",
+                                     createdAt: 100, updatedAt: 100}]""",
+                         """() => [
+        {id: "p-1", conversationId: "p", role: "user", content: "tell me", status: "done"},
+        {id: "p-2", conversationId: "p", role: "assistant", content: "Once upon",
+         status: "interrupted", model: SMART_MODEL, note: {from: "another tool"}}]""".replace(
+            "SMART_MODEL", f'"{SMART}"')])
+    chat.reload()
+    chat.sidebar_links.filter(has_text="Partial chat").click()
+    reply = chat.last_reply()
+    expect(reply.locator(".meta")).to_contain_text("interrupted")
+    expect(reply.locator(".record-note")).to_have_text(
+        "This message has no date. It is shown as stored.")
+    reply.get_by_role("button", name="Continue").click()
+    expect(reply.locator(".bubble")).to_have_text(re.compile(r"^Once upon\s*\S"))
+    chat.wait_for_reply_done()
+    chat.wait_stored_field("messages", "p-2", "status", "done")
+    (stored,) = [m for m in chat.stored("messages") if m["id"] == "p-2"]
+    # Its text and status changed; its missing date stays missing, its extra field kept.
+    assert stored["content"].startswith("Once upon") and len(stored["content"]) > 9
+    assert "createdAt" not in stored
+    assert stored["note"] == {"from": "another tool"}
+    assert stored["model"] == SMART
