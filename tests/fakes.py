@@ -30,6 +30,7 @@ from localchat.core.conversation import (
     Message,
     conversation_from_record,
     conversation_to_record,
+    key_alias,
     message_from_record,
     message_to_record,
 )
@@ -116,7 +117,9 @@ class FakeStore:
 
     `add_*` refuses an id that exists (ConstraintError), `add_message` sets the
     conversation's updatedAt when asked, deleting a conversation deletes its messages,
-    and an import is all or nothing. `list_conversations` returns insertion order (the
+    and an import is all or nothing. Records are kept by their app id (a numeric key
+    under its `key_alias`), and a message belongs to the conversation its conversationId
+    aliases to, as in the Dexie adapter. `list_conversations` returns insertion order (the
     protocol promises no order). Every call is logged in `calls` as (method, args).
     """
 
@@ -147,8 +150,9 @@ class FakeStore:
 
     def messages_of(self, conversation_id: str) -> list[dict[str, Any]]:
         records = [r for r in self.message_records.values()
-                   if r["conversationId"] == conversation_id]
-        return sorted(records, key=lambda r: r["createdAt"])
+                   if key_alias(r["conversationId"]) == conversation_id]
+        return sorted(records, key=lambda r: r.get("createdAt")
+                      if isinstance(r.get("createdAt"), (int, float)) else 0)
 
     async def _enter(self, method: str, *args: Any) -> None:
         self.calls.append((method, args))
@@ -239,7 +243,7 @@ class FakeStore:
         await self._enter("delete_conversation", conversation_id)
         self.conversation_records.pop(conversation_id, None)
         for mid in [mid for mid, r in self.message_records.items()
-                    if r["conversationId"] == conversation_id]:
+                    if key_alias(r["conversationId"]) == conversation_id]:
             del self.message_records[mid]
 
     async def import_conversations(self, conversations: list[Conversation],

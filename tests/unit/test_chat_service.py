@@ -107,6 +107,55 @@ def test_start_lists_conversations_newest_first() -> None:
     assert rig.box.state.storage_error is None
 
 
+def test_damaged_conversations_are_listed_at_the_end_and_never_rewritten() -> None:
+    store = seeded_store()
+    damaged = {"nan": {"id": "nan", "title": "No time", "model": "smart",
+                       "createdAt": float("nan"), "updatedAt": float("nan")},
+               "future": {"id": "future", "title": "Far future", "updatedAt": 8.64e15},
+               "stringly": {"id": "stringly", "title": 5, "updatedAt": "yesterday"}}
+    store.conversation_records.update(damaged)
+    before = repr(store.conversation_records)
+
+    async def scenario() -> Rig:
+        rig = Rig(store=store)
+        await rig.boot()
+        await rig.service.open("future")
+        return rig
+
+    rig = run(scenario)
+    listed = [(c.id, c.title) for c in rig.box.state.conversations]
+    assert listed[:3] == [("new", "New chat"), ("mid", "Middle chat"), ("old", "Old chat")]
+    assert sorted(listed[3:]) == [("future", "Far future"), ("nan", "No time"),
+                                  ("stringly", "5")]
+    assert rig.box.state.active_id == "future"
+    assert repr(store.conversation_records) == before
+    assert not [name for name, _ in store.calls if name.startswith(("update", "put", "add"))]
+
+
+def test_messages_without_a_date_come_first_in_stored_order_and_are_not_sent() -> None:
+    store = seeded_store()
+    store.message_records.update({
+        "x1": {"id": "x1", "conversationId": "old", "role": "user", "content": "undated"},
+        "x2": {"id": "x2", "conversationId": "old", "role": "system", "content": "be brief",
+               "createdAt": 15},
+        "x3": {"id": "x3", "conversationId": "old", "role": "assistant", "content": [1],
+               "createdAt": "later", "status": "odd", "extra": True}})
+
+    async def scenario() -> Rig:
+        rig = Rig(store=store)
+        await rig.boot()
+        await rig.service.open("old")
+        return rig
+
+    rig = run(scenario)
+    assert [m.id for m in rig.messages] == ["x1", "x3", "m1", "x2", "m2"]
+    assert [m.role for m in rig.messages][3] is Role.UNKNOWN
+    assert rig.messages[1].content == "[1]"
+    assert [len(m.problems) for m in rig.messages] == [1, 3, 0, 1, 0]
+    history = rig.service._history(rig.models.spec("smart"))
+    assert "system" not in {h["role"] for h in history}
+
+
 def test_start_without_storage_still_finishes_loading_and_says_why() -> None:
     async def scenario() -> Rig:
         store = FakeStore()

@@ -11,6 +11,10 @@ import pytest
 
 from localchat.core.catalog import DEFAULT_MODEL_KEY
 from localchat.core.conversation import (
+    BAD_DATE,
+    NO_DATE,
+    NO_TEXT,
+    NOT_TEXT,
     TITLE_LIMIT,
     Conversation,
     Message,
@@ -18,11 +22,13 @@ from localchat.core.conversation import (
     Role,
     conversation_from_record,
     conversation_to_record,
+    key_alias,
     message_from_record,
     message_to_record,
     new_id,
     title_from,
 )
+from localchat.core.routes import conversation_route, parse_route
 from localchat.core.transfer import ImportProblem, parse_import
 
 # --- titles -------------------------------------------------------------------------------
@@ -70,9 +76,40 @@ def test_a_complete_conversation_record_decodes_without_problems() -> None:
     assert c.problems == ()
 
 
-@pytest.mark.parametrize("cid", [None, "", 42, ["c1"]])
+@pytest.mark.parametrize("cid", [None, "", True, ["c1"], {"id": 1}, float("nan")])
 def test_a_conversation_without_a_usable_id_is_skipped(cid: Any) -> None:
     assert conversation_from_record({**FULL_CONVERSATION, "id": cid}) is None
+
+
+@pytest.mark.parametrize("cid, alias", [(42, "__n42"), (-7, "__n-7"), (0, "__n0")])
+def test_a_numeric_id_is_shown_under_a_readable_alias(cid: Any, alias: str) -> None:
+    c = conversation_from_record({**FULL_CONVERSATION, "id": cid})
+    assert c is not None
+    assert c.id == alias == key_alias(cid)
+    assert c.problems == ("a number as its id",)
+
+
+@pytest.mark.parametrize("key", [1.5, 10**80, "my.chat.1", "a\"b]", "x" * 65, "__n42",
+                                 "é", "__"])
+def test_keys_that_cant_be_an_address_get_a_stable_route_safe_alias(key: Any) -> None:
+    alias = key_alias(key)
+    assert alias is not None and alias == key_alias(key)
+    assert parse_route(conversation_route(alias)) == alias
+    assert alias != key and alias.startswith("__")
+
+
+def test_aliases_of_different_keys_differ_and_never_equal_a_plain_id() -> None:
+    keys: list[Any] = [42, "42", "__n42", 42.5, "my.chat", "my.chat.", 10**80, 10**80 + 1]
+    aliases = [key_alias(k) for k in keys]
+    assert len(set(aliases)) == len(keys)
+    assert key_alias("c1") == "c1"
+    assert key_alias("a" * 64) == "a" * 64
+
+
+def test_an_odd_string_id_is_reported() -> None:
+    c = conversation_from_record({**FULL_CONVERSATION, "id": "my.chat.1"})
+    assert c is not None
+    assert c.problems == ("an id that can't be used in an address",)
 
 
 def test_a_conversation_with_no_id_key_is_skipped() -> None:
@@ -80,7 +117,13 @@ def test_a_conversation_with_no_id_key_is_skipped() -> None:
     assert conversation_from_record(record) is None
 
 
-@pytest.mark.parametrize("title", [None, "", "   ", 7])
+def test_a_numeric_title_is_shown_as_text() -> None:
+    c = conversation_from_record({**FULL_CONVERSATION, "title": 7})
+    assert c is not None
+    assert (c.title, c.problems) == ("7", ("title not text",))
+
+
+@pytest.mark.parametrize("title", [None, "", "   ", True, ["T"]])
 def test_missing_title_is_shown_as_untitled(title: Any) -> None:
     c = conversation_from_record({**FULL_CONVERSATION, "title": title})
     assert c is not None
@@ -116,11 +159,18 @@ def test_missing_updated_at_falls_back_to_created_at() -> None:
     assert c.problems == ("missing updatedAt",)
 
 
-@pytest.mark.parametrize("bad", ["1000", True, float("nan"), {"t": 1}])
-def test_times_of_the_wrong_type_are_reported(bad: Any) -> None:
+@pytest.mark.parametrize("bad", ["1000", True, float("nan"), {"t": 1}, -1, -8.64e15,
+                                 8.64e15, 253_402_300_800_000])
+def test_unusable_times_are_reported(bad: Any) -> None:
     c = conversation_from_record({**FULL_CONVERSATION, "createdAt": bad, "updatedAt": bad})
     assert (c.created_at, c.updated_at) == (0, 0)
-    assert c.problems == ("missing createdAt", "missing updatedAt")
+    assert c.problems == ("unusable createdAt", "unusable updatedAt")
+
+
+def test_a_time_up_to_year_9999_is_kept() -> None:
+    c = conversation_from_record({**FULL_CONVERSATION, "updatedAt": 253_402_300_799_999})
+    assert c is not None
+    assert (c.updated_at, c.problems) == (253_402_300_799_999, ())
 
 
 def test_float_times_are_truncated_to_int() -> None:
@@ -160,7 +210,7 @@ def test_conversations_are_immutable() -> None:
 def test_an_infinite_time_is_reported_not_raised() -> None:
     c = conversation_from_record({**FULL_CONVERSATION, "createdAt": float("inf")})
     assert c is not None
-    assert "missing createdAt" in c.problems
+    assert "unusable createdAt" in c.problems
 
 
 def test_import_of_an_out_of_range_time_does_not_crash() -> None:
@@ -188,34 +238,60 @@ def test_a_complete_message_record_decodes() -> None:
 
 
 @pytest.mark.parametrize("changes", [
-    {"id": None}, {"id": 1}, {"conversationId": None}, {"conversationId": 7},
-    {"role": "system"}, {"role": None}, {"role": ["user"]}, {"role": "User"},
+    {"id": None}, {"id": True}, {"conversationId": None}, {"conversationId": [7]},
 ])
-def test_messages_without_id_conversation_or_known_role_are_skipped(
+def test_messages_without_a_usable_id_or_conversation_are_skipped(
         changes: dict[str, Any]) -> None:
     assert message_from_record({**FULL_MESSAGE, **changes}) is None
+
+
+def test_numeric_message_and_conversation_ids_are_aliased() -> None:
+    m = message_from_record({**FULL_MESSAGE, "id": 1, "conversationId": 7})
+    assert m is not None
+    assert (m.id, m.conversation_id, m.problems) == ("__n1", "__n7", ())
+
+
+@pytest.mark.parametrize("role", ["system", None, ["user"], "User", 3, "unknown"])
+def test_a_message_of_an_unknown_role_is_kept_with_a_note(role: Any) -> None:
+    m = message_from_record({**FULL_MESSAGE, "role": role})
+    assert m is not None
+    assert m.role is Role.UNKNOWN
+    assert len(m.problems) == 1 and m.problems[0].startswith("has an unknown sender (“")
 
 
 def test_a_minimal_user_message_gets_defaults() -> None:
     m = message_from_record({"id": "m2", "conversationId": "c1", "role": "user"})
     assert m == Message("m2", "c1", Role.USER, "", None, 0, MessageStatus.DONE, None)
+    assert m.problems == (NO_TEXT, NO_DATE)
 
 
-@pytest.mark.parametrize("field, bad, attribute, value", [
-    ("content", 42, "content", ""),
-    ("content", None, "content", ""),
-    ("status", "exploded", "status", MessageStatus.DONE),
-    ("status", None, "status", MessageStatus.DONE),
-    ("model", 12, "model", None),
-    ("error", {"why": 1}, "error", None),
-    ("createdAt", "yesterday", "created_at", 0),
-    ("createdAt", False, "created_at", 0),
+@pytest.mark.parametrize("field, bad, attribute, value, problem", [
+    ("content", 42, "content", "42", NOT_TEXT),
+    ("content", {"a": [1, "é"]}, "content", '{"a": [1, "é"]}', NOT_TEXT),
+    ("content", None, "content", "", NO_TEXT),
+    ("status", "exploded", "status", MessageStatus.DONE, "has an unknown status (“exploded”)"),
+    ("status", None, "status", MessageStatus.DONE, "has an unknown status (“null”)"),
+    ("model", 12, "model", None, None),
+    ("error", {"why": 1}, "error", None, None),
+    ("createdAt", "yesterday", "created_at", 0, BAD_DATE),
+    ("createdAt", False, "created_at", 0, BAD_DATE),
+    ("createdAt", float("nan"), "created_at", 0, BAD_DATE),
+    ("createdAt", 8.64e15, "created_at", 0, BAD_DATE),
+    ("createdAt", None, "created_at", 0, NO_DATE),
 ])
 def test_message_fields_of_the_wrong_type_are_tolerated(field: str, bad: Any, attribute: str,
-                                                        value: Any) -> None:
+                                                        value: Any, problem: str | None) -> None:
     m = message_from_record({**FULL_MESSAGE, field: bad})
     assert m is not None
     assert getattr(m, attribute) == value
+    assert m.problems == ((problem,) if problem else ())
+
+
+def test_a_message_without_a_date_is_written_back_without_one() -> None:
+    record = {k: v for k, v in FULL_MESSAGE.items() if k != "createdAt"}
+    m = message_from_record(record)
+    assert m is not None
+    assert "createdAt" not in message_to_record(m)
 
 
 def test_user_message_record_has_no_model_or_error() -> None:
@@ -233,7 +309,7 @@ def test_failed_assistant_message_record_keeps_model_and_error() -> None:
 
 
 @pytest.mark.parametrize("status", list(MessageStatus))
-@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("role", [Role.USER, Role.ASSISTANT])
 def test_message_round_trip(role: Role, status: MessageStatus) -> None:
     model = "Llama-3.2-3B-Instruct-q4f32_1-MLC" if role is Role.ASSISTANT else None
     error = "it broke" if status is MessageStatus.ERROR else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from localchat.ui.markdown import (
+    NESTING_NOTE,
     MarkdownRenderer,
     escape_plain,
     link_host,
@@ -242,3 +243,55 @@ def test_an_address_as_its_own_text_needs_no_host_label(md: MarkdownRenderer) ->
     # ... unless a user name stands where the host seems to be.
     html = md.render("<https://bank.example@evil.example/>")
     assert "(evil.example)" in text(html)
+
+
+# --- beyond markdown-it's nesting limit (20 levels): shown as plain text, never dropped ------
+
+
+def _quotes(depth: int, line: str) -> str:
+    return ">" * depth + " " + line
+
+
+def _nested_list(depth: int) -> str:
+    return "".join("  " * i + f"- item{i}\n" for i in range(depth))
+
+
+@pytest.mark.parametrize("source", [
+    _quotes(19, "deep text"), _nested_list(9), "**bold** " + "*" * 30 + "x" + "*" * 30,
+])
+def test_nesting_within_the_limit_is_rendered_as_markdown(md: MarkdownRenderer,
+                                                          source: str) -> None:
+    html = md.render(source)
+    assert NESTING_NOTE not in html
+    assert "plain-text" not in html
+
+
+@pytest.mark.parametrize("source, last_words", [
+    (_quotes(20, "deep text"), "deep text"),
+    (_quotes(200, "very deep"), "very deep"),
+    (_nested_list(10), "item9"),
+    (_nested_list(40), "item39"),
+    ("before\n\n" + _quotes(30, "inside <b>x</b> & more") + "\n\nafter", "after"),
+    ("> " * 25 + "- " * 25 + "mixed", "mixed"),
+])
+def test_text_beyond_the_nesting_limit_is_shown_as_escaped_plain_text(
+        md: MarkdownRenderer, source: str, last_words: str) -> None:
+    html = md.render(source)
+    shown = text(html)
+    assert shown.startswith(source)  # every character, in order
+    assert last_words in shown
+    assert shown.endswith(NESTING_NOTE)
+    assert [e.tag for e in elements(html)] == ["p", "p"]
+    assert active_content(html) == []
+
+
+def test_the_nesting_fallback_escapes_html(md: MarkdownRenderer) -> None:
+    source = _quotes(25, '<img src=x onerror=alert(1)><script>alert(2)</script>')
+    html = md.render(source)
+    assert elements(html, "img") == [] and elements(html, "script") == []
+    assert "<img src=x onerror=alert(1)>" in text(html)
+
+
+def test_the_renderer_keeps_no_state_between_messages(md: MarkdownRenderer) -> None:
+    assert NESTING_NOTE in md.render(_quotes(25, "deep"))
+    assert md.render("**fine**") == "<p><strong>fine</strong></p>\n"

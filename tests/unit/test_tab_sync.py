@@ -415,3 +415,27 @@ def test_continue_is_refused_while_another_tab_continues_the_same_reply() -> Non
     refused, a = run(scenario)
     assert refused is False
     assert a.state.messages[-1].status is MessageStatus.INTERRUPTED
+
+
+def test_notices_naming_numeric_keys_refresh_the_aliased_records() -> None:
+    async def scenario() -> tuple[Tab, list[str]]:
+        shared = FakeStore()
+        # The store names records by their stored keys; FakeStore holds them by alias.
+        shared.conversation_records["__n42"] = {"id": 42, "title": "One", "model": "smart",
+                                                "createdAt": 1, "updatedAt": 1}
+        shared.message_records["__n7"] = {"id": 7, "conversationId": 42, "role": "user",
+                                          "content": "first", "createdAt": 1}
+        a, _b, _ = two_tabs(shared)
+        await boot(a)
+        await a.service.open("__n42")
+        shared.conversation_records["__n42"]["title"] = "Two"
+        shared.message_records["__n8"] = {"id": 8, "conversationId": 42, "role": "user",
+                                          "content": "second", "createdAt": 2}
+        a.sync.notice({"kind": "conversations", "ids": [42]})
+        a.sync.notice({"kind": "messages", "conversationId": 42, "ids": [8]})
+        await a.sync.idle()
+        return a, [m.content for m in a.state.messages]
+
+    a, contents = run(scenario)
+    assert a.titles() == ["Two"]
+    assert contents == ["first", "second"]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from localchat.core.conversation import Conversation, Message, MessageStatus, Role
+from localchat.core.conversation import (
+    Conversation,
+    Message,
+    MessageStatus,
+    Role,
+    message_from_record,
+)
 from localchat.core.downloads import DownloadItem, DownloadState
 from localchat.core.errors import UserMessage
 from localchat.core.settings import EngineChoice, EngineKind
@@ -179,6 +185,35 @@ def test_an_interrupted_reply_says_so_and_offers_continue_and_regenerate_when_la
         "continue", "regenerate"]
     assert elements(message_html(interrupted, simulated=False, last=False), "button") == []
     assert "streaming" not in _only(html, "article")["class"]
+
+
+def test_a_damaged_message_is_shown_with_a_discreet_note() -> None:
+    m = message_from_record({"id": "m1", "conversationId": "c1", "role": "user",
+                             "content": "still here"})
+    assert m is not None
+    html = message_html(m, simulated=False)
+    assert "still here" in text(html)
+    assert text(html).endswith("This message has no date. It is shown as stored.")
+    assert [e.attrs.get("class") for e in elements(html, "p")] == ["record-note"]
+
+
+def test_a_message_of_an_unknown_sender_is_labelled_so_with_the_stored_role_escaped() -> None:
+    m = message_from_record({"id": "m1", "conversationId": "c1", "role": EVIL,
+                             "content": "hello", "createdAt": 1, "status": "weird"})
+    assert m is not None
+    html = message_html(m, simulated=False, markdown=lambda s: "<b>rendered</b>", last=True)
+    assert _only(html, "article")["aria-label"] == "Unknown sender"
+    assert elements(html, "script") == [] and elements(html, "button") == []
+    assert EVIL in text(html) and "has an unknown status (“weird”)" in text(html)
+
+
+def test_content_that_is_not_text_is_shown_as_plain_json_not_markdown() -> None:
+    m = message_from_record({"id": "m1", "conversationId": "c1", "role": "assistant",
+                             "content": {"text": "**x**"}, "createdAt": 1})
+    assert m is not None
+    html = message_html(m, simulated=False, markdown=lambda s: "<b>rendered</b>")
+    assert "rendered" not in html
+    assert '{"text": "**x**"}' in text(html)
 
 
 def test_a_chat_deleted_in_another_tab_says_so_and_offers_the_unsent_text_as_new() -> None:

@@ -196,13 +196,24 @@ function openOnce() {
   })());
 }
 
-function byUpdatedDesc(a, b) {
-  return (b.updatedAt || 0) - (a.updatedAt || 0);
+// The latest time taken as real (end of year 9999), as core/conversation.py.
+const LATEST_TIME_MS = 253402300799999;
+
+/** A stored time for sorting: anything not plausible (a string, NaN, negative, after
+ * year 9999) sorts as oldest, as the core decodes it. */
+function sortTime(value) {
+  return typeof value === "number" && value >= 0 && value <= LATEST_TIME_MS
+    ? value : -Infinity;
 }
 
-/** Every conversation record, newest first (records are returned as stored). */
+/**
+ * Every conversation record, newest first (records are returned as stored). Read from
+ * the table, not the updatedAt index: an index leaves out every record whose updatedAt
+ * is not a valid key (missing, NaN, true…), and nothing stored may be hidden.
+ */
 export function listConversations() {
-  return guard(() => database().conversations.orderBy("updatedAt").reverse().toArray());
+  return guard(() => database().conversations.toArray().then((records) =>
+    records.sort((a, b) => (sortTime(b.updatedAt) - sortTime(a.updatedAt)) || 0)));
 }
 
 export function getConversation(id) {
@@ -213,14 +224,14 @@ export function getMessage(id) {
   return guard(() => database().messages.get(id).then((m) => m ?? null));
 }
 
-/** Messages of one conversation, oldest first. */
+/**
+ * Messages of one conversation, in key order (the core sorts them by time). Read from
+ * the conversationId index, not [conversationId+createdAt]: that one leaves out every
+ * message whose createdAt is not a valid key.
+ */
 export function getMessages(conversationId) {
   return guard(() =>
-    database().messages
-      .where("[conversationId+createdAt]")
-      .between([conversationId, Dexie.minKey], [conversationId, Dexie.maxKey])
-      .toArray(),
-  );
+    database().messages.where("conversationId").equals(conversationId).toArray());
 }
 
 /** Insert a new conversation; fails with ConstraintError if the id exists. */
@@ -241,6 +252,20 @@ export function updateConversation(id, changes) {
  * that the conversation still exists: a message is never stored without its
  * conversation (another tab may have deleted it); that fails with CONVERSATION_DELETED.
  */
+// The fields the app writes; a stored message's other fields (and a createdAt the app
+// left out because it couldn't read it) are kept when the app overwrites the message.
+const MESSAGE_FIELDS = new Set(["id", "conversationId", "role", "content", "status",
+                                "model", "error"]);
+
+function keepingUnknownFields(stored, message) {
+  if (!stored) return message;
+  const merged = { ...message };
+  for (const [name, value] of Object.entries(stored)) {
+    if (!(name in merged) && !MESSAGE_FIELDS.has(name)) merged[name] = value;
+  }
+  return merged;
+}
+
 function storeMessage(message, touchUpdatedAt, replace) {
   const touch = touchUpdatedAt !== undefined && touchUpdatedAt !== null;
   const notices = [messagesChanged(message.conversationId, [message.id])];
@@ -250,7 +275,11 @@ function storeMessage(message, touchUpdatedAt, replace) {
     return d.transaction("rw", d.conversations, d.messages, async () => {
       const owner = await d.conversations.get(message.conversationId);
       if (!owner) throw conversationDeleted(message.conversationId);
-      await (replace ? d.messages.put(message) : d.messages.add(message));
+      if (replace) {
+        await d.messages.put(keepingUnknownFields(await d.messages.get(message.id), message));
+      } else {
+        await d.messages.add(message);
+      }
       if (touch) {
         await d.conversations.update(message.conversationId, { updatedAt: touchUpdatedAt });
       }

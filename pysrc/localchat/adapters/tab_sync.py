@@ -23,6 +23,7 @@ from ..core.chat import ChatService
 from ..core.conversation import message_to_record
 from ..core.errors import StoreFailure
 from ..core.sync import TabSync
+from .dexie_store import DexieStore
 from .ffi import call, create_proxy, js_object, py_value
 
 __all__ = ["BrowserReplyLocks", "connect_tabs"]
@@ -70,7 +71,10 @@ def connect_tabs(bridge: Any, service: ChatService,
     def leaving(*_: Any) -> None:
         partial = service.partial_reply(sync.unsettled)
         if partial is not None:
-            bridge.putMessageNow(js_object(message_to_record(partial)))
+            store = service.store
+            record = (store.message_record(partial) if isinstance(store, DexieStore)
+                      else message_to_record(partial))
+            bridge.putMessageNow(js_object(record))
 
     heard_proxy = create_proxy(heard)
     leaving_proxy = create_proxy(leaving)

@@ -385,7 +385,8 @@ class ChatService:
     def _history(self, spec: ModelSpec, resuming: bool = False) -> list[dict[str, str]]:
         history = [{"role": m.role.value, "content": m.content}
                    for m in self.box.state.messages
-                   if m.status is not MessageStatus.ERROR and m.content]
+                   if m.status is not MessageStatus.ERROR and m.content
+                   and m.role is not Role.UNKNOWN]  # a stored "system" etc. is only shown
         if resuming:
             history.append({"role": "user", "content": CONTINUE_PROMPT})
         fitted = fit_history(history, spec.context_window, REPLY_RESERVE_TOKENS)

@@ -2,11 +2,16 @@
 
 Records are plain dicts as IndexedDB returns them (camelCase keys, epoch-ms times).
 Decoding never raises and never rewrites: a record with missing or odd fields is
-shown as best it can be, and the problem is reported.
+shown as best it can be, and the problem is reported (in `problems`, which the views
+show as a discreet note). Nothing the store holds under a string or number key is
+dropped: a key that can't be used in an address (a number, `my.chat.1`) is shown under
+a route-safe alias (`key_alias`), which the store adapter maps back to the stored key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -14,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 from .catalog import DEFAULT_MODEL_KEY
+from .routes import ROUTE_ID
 
 __all__ = [
     "Conversation",
@@ -22,6 +28,7 @@ __all__ = [
     "Role",
     "conversation_from_record",
     "conversation_to_record",
+    "key_alias",
     "message_from_record",
     "message_to_record",
     "new_id",
@@ -38,6 +45,9 @@ class Role(Enum):
     """The person using LocalChat."""
     ASSISTANT = "assistant"
     """The model."""
+    UNKNOWN = "unknown"
+    """A stored role this version doesn't know ("system", a number…): the message is
+    shown with a note, never sent to the model and never written back."""
 
 
 class MessageStatus(Enum):
@@ -79,6 +89,9 @@ class Message:
     created_at: int
     status: MessageStatus = MessageStatus.DONE
     error: str | None = None
+    problems: tuple[str, ...] = field(default=(), compare=False)
+    """What was odd in the stored record, as phrases that follow "This message"
+    (`NO_DATE`, `NOT_TEXT`, …); empty for a sound record."""
 
     def with_content(self, content: str, status: MessageStatus) -> Message:
         return replace(self, content=content, status=status)
@@ -101,34 +114,86 @@ def title_from(text: str) -> str:
     return first if len(first) <= TITLE_LIMIT else first[: TITLE_LIMIT - 1].rstrip() + "…"
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
+LATEST_TIME_MS = 253_402_300_799_999
+"""The end of year 9999: later times (JavaScript allows up to year 275760) are taken
+as damage, as are negative ones."""
+
+NO_DATE = "has no date"
+BAD_DATE = "has a date that can't be right"
+NO_TEXT = "has no text"
+NOT_TEXT = "holds something other than text (shown as stored)"
+"""The message's content is not a string: its JSON is shown as plain text."""
+
+_ALIAS_PREFIX = "__"
+"""Aliases start with it, and a stored string id that does is aliased too, so an alias
+never equals a stored id."""
+
+
+def key_alias(key: Any) -> str | None:
+    """The id the app uses for a record stored under `key`: the key itself when it is a
+    string that fits an address (`#/chat/<id>`), else a route-safe alias derived from
+    it, always the same for the same key; None when `key` is neither a string nor a
+    number (IndexedDB also allows dates, binary and arrays: not supported)."""
+    if isinstance(key, str) and key:
+        if ROUTE_ID.fullmatch(key) and not key.startswith(_ALIAS_PREFIX):
+            return key
+        kind = "s"
+    elif isinstance(key, int) and not isinstance(key, bool):
+        text = str(key)
+        if len(text) <= 60:
+            return f"{_ALIAS_PREFIX}n{text}"
+        kind = "i"
+    elif isinstance(key, float) and math.isfinite(key):
+        kind = "f"
+    else:
         return None
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return int(value)
-    return None
+    digest = hashlib.sha256(f"{kind}:{key!r}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{_ALIAS_PREFIX}{kind}{digest[:24]}"
+
+
+def _time(value: Any) -> tuple[int | None, bool]:
+    """(epoch ms, present): the time if it is a plausible one; `present` says whether
+    the record had a value there at all (to tell "missing" from "unusable")."""
+    present = value is not None
+    if isinstance(value, bool):
+        return None, present
+    if isinstance(value, (int, float)) and math.isfinite(value) \
+            and 0 <= value <= LATEST_TIME_MS:
+        return int(value), present
+    return None, present
 
 
 def conversation_from_record(record: dict[str, Any]) -> Conversation | None:
-    """Decode a stored conversation; None only if it has no usable id."""
-    cid = record.get("id")
-    if not isinstance(cid, str) or not cid:
+    """Decode a stored conversation; None only if its id is neither a string nor a
+    number (see `key_alias`)."""
+    raw_id = record.get("id")
+    cid = key_alias(raw_id)
+    if cid is None:
         return None
     problems = []
+    if isinstance(raw_id, (int, float)):
+        problems.append("a number as its id")
+    elif cid != raw_id:
+        problems.append("an id that can't be used in an address")
     title = record.get("title")
-    if not isinstance(title, str) or not title.strip():
+    if isinstance(title, (int, float)) and not isinstance(title, bool):
+        problems.append("title not text")
+        title = str(title)
+    elif not isinstance(title, str) or not title.strip():
         problems.append("missing title")
         title = "Untitled chat"
     model = record.get("model")
     if not isinstance(model, str) or not model:
         problems.append("missing model")
         model = DEFAULT_MODEL_KEY
-    created = _int(record.get("createdAt"))
-    updated = _int(record.get("updatedAt"))
+    created, created_present = _time(record.get("createdAt"))
+    updated, updated_present = _time(record.get("updatedAt"))
     if created is None:
-        problems.append("missing createdAt")
+        problems.append("unusable createdAt" if created_present else "missing createdAt")
     if updated is None:
-        problems.append("missing updatedAt")
+        problems.append("unusable updatedAt" if updated_present else "missing updatedAt")
+    # Sorted by updatedAt (newest first): a conversation with no usable time at all
+    # goes to the end of the list.
     created = created if created is not None else (updated or 0)
     updated = updated if updated is not None else created
     return Conversation(cid, title, model, created, updated, tuple(problems))
@@ -140,30 +205,60 @@ def conversation_to_record(c: Conversation) -> dict[str, Any]:
 
 
 def message_from_record(record: dict[str, Any]) -> Message | None:
-    mid, cid = record.get("id"), record.get("conversationId")
-    if not isinstance(mid, str) or not isinstance(cid, str):
+    """Decode a stored message; None only if its id or its conversation's id is neither
+    a string nor a number. A message with no usable date gets time 0 (it sorts first in
+    its thread, in stored order); an unknown role or status is kept as a problem."""
+    mid, cid = key_alias(record.get("id")), key_alias(record.get("conversationId"))
+    if mid is None or cid is None:
         return None
+    problems = []
+    raw_role = record.get("role")
     try:
-        role = Role(record.get("role"))
+        role = Role(raw_role)
+        if role is Role.UNKNOWN:
+            raise ValueError(raw_role)
     except ValueError:
-        return None
+        role = Role.UNKNOWN
+        problems.append(f"has an unknown sender (“{_shown(raw_role)}”)")
     content = record.get("content")
+    if content is None:
+        problems.append(NO_TEXT)
+        content = ""
+    elif not isinstance(content, str):
+        problems.append(NOT_TEXT)
+        content = _shown(content)
+    raw_status = record.get("status", "done")
     try:
-        status = MessageStatus(record.get("status", "done"))
+        status = MessageStatus(raw_status)
     except ValueError:
         status = MessageStatus.DONE
+        problems.append(f"has an unknown status (“{_shown(raw_status)}”)")
+    created, created_present = _time(record.get("createdAt"))
+    if created is None:
+        problems.append(BAD_DATE if created_present else NO_DATE)
     model = record.get("model")
     error = record.get("error")
-    return Message(mid, cid, role, content if isinstance(content, str) else "",
-                   model if isinstance(model, str) else None,
-                   _int(record.get("createdAt")) or 0, status,
-                   error if isinstance(error, str) else None)
+    return Message(mid, cid, role, content, model if isinstance(model, str) else None,
+                   created or 0, status, error if isinstance(error, str) else None,
+                   tuple(problems))
+
+
+def _shown(value: Any) -> str:
+    """A stored value as text for a note or a bubble (JSON where it can be)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=repr)
+    except (ValueError, RecursionError):
+        return repr(value)
 
 
 def message_to_record(m: Message) -> dict[str, Any]:
     record: dict[str, Any] = {"id": m.id, "conversationId": m.conversation_id,
                               "role": m.role.value, "content": m.content,
                               "createdAt": m.created_at, "status": m.status.value}
+    if NO_DATE in m.problems or BAD_DATE in m.problems:
+        del record["createdAt"]  # the stored one (or its absence) stays as it is
     if m.model is not None:
         record["model"] = m.model
     if m.error is not None:

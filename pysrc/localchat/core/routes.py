@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["conversation_route", "parse_route"]
+__all__ = ["ROUTE_ID", "conversation_route", "parse_route"]
 
-_CHAT = re.compile(r"^#?/chat/([A-Za-z0-9_-]{1,64})/?$")
+ROUTE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What an id in an address may be (core.conversation.key_alias maps other keys)."""
+
+_CHAT = re.compile(rf"^#?/chat/({ROUTE_ID.pattern})/?$")
 
 
 def parse_route(hash_: str) -> str | None:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .chat import ChatService
+from .conversation import key_alias
 
 __all__ = ["TabSync"]
 
@@ -53,21 +54,21 @@ class TabSync:
         if not isinstance(raw, dict):
             return
         kind = raw.get("kind")
+        # Notices name records by their stored keys; the app knows them by key_alias.
+        ids = raw.get("ids")
+        aliases = [key_alias(i) for i in ids] if isinstance(ids, list) else [None]
         if kind == "conversations":
-            ids = raw.get("ids")
-            if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
-                self._ids.update(ids)
+            if None not in aliases:
+                self._ids.update(a for a in aliases if a is not None)
             else:
                 self._all = True
         elif kind == "messages":
-            cid = raw.get("conversationId")
-            if not isinstance(cid, str):
+            cid = key_alias(raw.get("conversationId"))
+            if cid is None:
                 return
-            ids = raw.get("ids")
             known = self._messages.get(cid, set())
-            if known is not None and isinstance(ids, list) and all(
-                    isinstance(i, str) for i in ids):
-                self._messages[cid] = known | set(ids)
+            if known is not None and None not in aliases:
+                self._messages[cid] = known | {a for a in aliases if a is not None}
             else:
                 self._messages[cid] = None
         else:

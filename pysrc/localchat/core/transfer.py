@@ -114,7 +114,7 @@ def parse_import(text: str) -> ImportBundle:
             raise ImportProblem(f"Conversation {index + 1} is not an object.")
         where = _where(index, record)
         conversation = conversation_from_record(record)
-        if conversation is None:
+        if conversation is None or not isinstance(record.get("id"), str):
             raise ImportProblem(f"The {where} has no id.")
         if conversation.id in seen:
             raise ImportProblem(f"The {where} repeats the id {conversation.id}.")
@@ -133,7 +133,7 @@ def parse_import(text: str) -> ImportBundle:
             fixed = {**item, "conversationId": conversation.id}
             if not isinstance(fixed.get("content"), str):
                 raise ImportProblem(f"Message {position + 1} of the {where} has no text.")
-            if fixed.get("role") not in {r.value for r in Role}:
+            if fixed.get("role") not in {Role.USER.value, Role.ASSISTANT.value}:
                 raise ImportProblem(f"Message {position + 1} of the {where} has an unknown "
                                     f"role “{fixed.get('role')}”.")
             if not isinstance(fixed.get("id"), str):

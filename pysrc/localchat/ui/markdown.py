@@ -16,6 +16,10 @@ text (they can make "gro.elpmaxe" read as another host) are shown as visible mar
 host): `![alt](url)` shows as "!" and a plain link to the image's address, which opens only
 if clicked. Code blocks get a Copy button (`data-action="copy-code"`).
 
+Nesting: markdown-it stops parsing blocks nested deeper than its limit (`maxNesting`,
+20 levels of blockquotes or lists) and drops their text. A message that reaches it is
+shown whole as escaped plain text instead, with a short note, so nothing is lost.
+
 Usage:
     renderer = MarkdownRenderer.create()   # None if markdown-it-py isn't importable
     html = renderer.render("**hi**") if renderer else escape_plain("**hi**")
@@ -28,7 +32,8 @@ from html import escape
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["MarkdownRenderer", "escape_plain", "link_host", "link_policy", "show_bidi_controls"]
+__all__ = ["NESTING_NOTE", "MarkdownRenderer", "escape_plain", "link_host", "link_policy",
+           "show_bidi_controls"]
 
 # Characters that reorder text around them (embeddings, overrides, isolates, marks).
 BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
@@ -69,6 +74,11 @@ def link_host(url: str) -> str:
 def show_bidi_controls(text: str) -> str:
     """Text with every bidirectional control character replaced by a visible mark."""
     return BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+NESTING_NOTE = "Shown as plain text: it is nested too deeply to format."
+
+_TOO_DEEP = "localchat_nesting_exceeded"
+"""The env key set when markdown-it skipped blocks beyond its nesting limit."""
+
 
 
 def escape_plain(text: str) -> str:
@@ -97,10 +107,16 @@ class MarkdownRenderer:
         md.add_render_rule("link_close", renderer._link_close)
         md.add_render_rule("fence", renderer._fence)
         md.add_render_rule("code_block", renderer._fence)
+        md.block.tokenize = _noting_nesting_limit(md.block.tokenize)
         return renderer
 
     def render(self, text: str) -> str:
-        return str(self._md.render(text))
+        env: dict[str, Any] = {}
+        html = str(self._md.render(text, env))
+        if env.get(_TOO_DEEP):
+            return (f'<p class="plain-text">{escape(text)}</p>'
+                    f'<p class="record-note">{NESTING_NOTE}</p>')
+        return html
 
     # Render rules (markdown-it calls them as methods of its renderer: self is ours).
 
@@ -152,3 +168,16 @@ def _mark_links(state: Any) -> None:
             elif href is not None and token.type in ("text", "code_inline"):
                 token.content = show_bidi_controls(token.content)
                 text.append(token.content)
+
+
+def _noting_nesting_limit(tokenize: Any) -> Any:
+    """markdown-it's block tokenizer, which also notes in `env` when it is about to skip
+    content for being nested beyond the limit (the same test its own loop makes: the
+    level is over the limit and a line of this block remains)."""
+    def noting(state: Any, start_line: int, end_line: int) -> None:
+        if state.level >= state.md.options.maxNesting:
+            line = state.skipEmptyLines(start_line)
+            if line < end_line and state.sCount[line] >= state.blkIndent:
+                state.env[_TOO_DEEP] = True
+        tokenize(state, start_line, end_line)
+    return noting

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from ..core.catalog import CATALOG, model_for_key, spec_for_model_id
-from ..core.conversation import Conversation, Message, MessageStatus, Role
+from ..core.conversation import NOT_TEXT, Conversation, Message, MessageStatus, Role
 from ..core.downloads import (
     DownloadItem,
     DownloadState,
@@ -38,6 +38,7 @@ __all__ = [
     "model_label",
     "notices_html",
     "perf_html",
+    "record_note",
     "thread_html",
     "thread_notes",
 ]
@@ -110,9 +111,11 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
     classes = f"message {role}"
     if m.status is MessageStatus.STREAMING:
         classes += " streaming"
+    author = {Role.USER: "You", Role.ASSISTANT: "Assistant"}.get(m.role, "Unknown sender")
     parts = [f'<article class="{classes}" data-message-id="{escape(m.id)}" '
-             f'aria-label="{"You" if m.role is Role.USER else "Assistant"}">']
+             f'aria-label="{author}">']
     if (m.role is Role.ASSISTANT and markdown is not None and m.content
+            and NOT_TEXT not in m.problems
             and m.status in (MessageStatus.DONE, MessageStatus.STOPPED,
                              MessageStatus.INTERRUPTED)):
         parts.append(f'<div class="bubble markdown">{markdown(m.content)}</div>')
@@ -139,8 +142,16 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
         retry = (' <button type="button" class="link-button" data-action="regenerate">'
                  "Retry</button>") if last else ""
         parts.append(f'<p class="error" role="alert">{escape(m.error)}{retry}</p>')
+    if m.problems:
+        parts.append(f'<p class="record-note">{escape(record_note(m.problems))}</p>')
     parts.append("</article>")
     return "".join(parts)
+
+
+def record_note(problems: tuple[str, ...]) -> str:
+    """The discreet note under a damaged message: "This message has no date." """
+    listed = ", ".join(problems[:-1]) + (" and " if len(problems) > 1 else "") + problems[-1]
+    return f"This message {listed}. It is shown as stored."
 
 
 EMPTY = ('<div class="empty-state"><h2>Private chat, on your device</h2>'
@@ -202,7 +213,7 @@ def thread_notes(state: AppState) -> str:
                      f"(“{conversation.model}”). New replies use Smart; the stored chat "
                      "is unchanged.")
     if conversation.problems:
-        notes.append("Some details of this chat were missing when it was read ("
+        notes.append("Parts of this chat's stored record are missing or odd ("
                      + ", ".join(conversation.problems)
                      + "). It is shown as best it can be; nothing was changed.")
     if not notes:
