@@ -20,6 +20,7 @@ from ..core.conversation import Message
 from ..core.errors import UserMessage
 from ..core.gpu import explain_gpu
 from ..core.state import AppState
+from ..core.transfer import MAX_IMPORT_BYTES
 from ..ui import views
 from .ffi import create_proxy, later
 
@@ -540,11 +541,19 @@ class Page:
         name = str(file.name)
         self.import_input.value = ""
 
+        if int(file.size) > MAX_IMPORT_BYTES:  # refused before its text is read
+            self.show_alert(f"“{name}” can't be imported.",
+                            f"This file is too large to import (over "
+                            f"{MAX_IMPORT_BYTES // (1024 * 1024)} MB). Nothing was changed.")
+            return
+
         def read(text: Any, *_: Any) -> None:
             self.actions.import_text(name, str(text))
 
-        def failed(error: Any, *_: Any) -> None:
-            self.show_alert("The file could not be read.", str(error))
+        def failed(*_: Any) -> None:  # the browser's error name means nothing to the reader
+            self.show_alert("The file could not be read.",
+                            "The browser couldn't read it (it may have been moved, or be "
+                            "unreadable). Nothing was changed. Choose it again.")
 
         file.text().then(create_proxy(read), create_proxy(failed))
 
