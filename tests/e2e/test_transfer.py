@@ -107,3 +107,80 @@ def test_bad_import_files_are_refused_with_a_reason(
         alert.get_by_role("button", name="Dismiss").click()
         expect(alert).to_have_count(0)
     assert (chat.stored("conversations"), chat.stored("messages")) == before
+
+
+def _document(conversations: list[dict]) -> str:
+    return json.dumps({"format": "localchat-export", "version": 1, "exportedAt": 1,
+                       "conversations": conversations})
+
+
+def test_imported_conversations_with_odd_ids_work_like_any_other(
+        page: Page, site_url: str, tmp_path: Path) -> None:
+    chat = ChatPage(page, site_url).open()
+    _seed(chat)
+    before = chat.stored("conversations")
+    odd = {"dotted": "my.chat.1", "long": "x" * 100, "quoted": 'a"b]',
+           "clash": "m1"}  # "m1" is a stored message's id
+    file = tmp_path / "odd.json"
+    file.write_text(_document([
+        {"id": cid, "title": f"Odd {name}", "model": "smart", "createdAt": 5_000 + i,
+         "updatedAt": 5_000 + i,
+         "messages": [{"id": "m1", "role": "user", "content": f"hello {name}",
+                       "createdAt": 5_000 + i}]}
+        for i, (name, cid) in enumerate(odd.items())]))
+    page.locator("#import-file").set_input_files(file)
+    expect(chat.toasts).to_contain_text("Imported 4 conversations (4 messages).")
+    stored = chat.stored("conversations")
+    assert all(c in stored for c in before), "nothing stored is rewritten"
+    assert all(len(c["id"]) == 32 for c in stored)
+
+    for name in odd:
+        title = f"Odd {name}"
+        chat.sidebar_links.filter(has_text=title).click()
+        expect(chat.user_messages()).to_have_text([f"hello {name}"])
+        item = chat.sidebar_item(title)
+        item.get_by_role("button", name=f"Rename “{title}”").click()
+        field = page.get_by_role("textbox", name="Conversation title")
+        field.fill(f"{title} renamed")
+        field.press("Enter")
+        renamed = chat.sidebar_item(f"{title} renamed")
+        expect(renamed).to_have_count(1)
+        exported = _export(page, f"Export “{title} renamed”", tmp_path)
+        assert [m["content"] for m in exported["conversations"][0]["messages"]] == [
+            f"hello {name}"]
+        renamed.get_by_role("button", name=f"Delete “{title} renamed”").click()
+        chat.confirm_dialog.get_by_role("button", name="Delete").click()
+        expect(chat.sidebar_item(f"{title} renamed")).to_have_count(0)
+    assert chat.stored("conversations") == before
+    assert len(chat.stored("messages")) == 3
+
+
+HOSTILE = {
+    "deep.json": ("[" * 100_000 + "]" * 100_000, "This file nests 100,000 levels deep; "
+                  "LocalChat reads up to 64 levels."),
+    "deep-object.json": ('{"a":' * 100_000 + "1" + "}" * 100_000, "100,000 levels deep"),
+    "bom-garbage.json": ("\ufeff{oops", "not valid JSON"),
+    "empty.json": ("", "This file is empty."),
+    "role-list.json": (_document([{"id": "c" * 32, "title": "T", "model": "smart",
+                                   "messages": [{"role": ["user"], "content": "x"}]}]),
+                       "unknown role “a list”"),
+}
+
+
+def test_hostile_files_never_stop_the_app(page: Page, site_url: str, tmp_path: Path) -> None:
+    chat = ChatPage(page, site_url).open()
+    _seed(chat)
+    before = (chat.stored("conversations"), chat.stored("messages"))
+    for name, (text, reason) in HOSTILE.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        page.locator("#import-file").set_input_files(path)
+        alert = chat.alerts.filter(has_text=f"“{name}” can't be imported.")
+        expect(alert).to_contain_text(reason)
+        alert.get_by_role("button", name="Dismiss").click()
+        expect(alert).to_have_count(0)
+    assert (chat.stored("conversations"), chat.stored("messages")) == before
+    # The interpreter still answers: a message gets its reply.
+    chat.sidebar_links.filter(has_text="Recipes").click()
+    chat.send("/echo still here")
+    expect(chat.wait_for_reply_done()).to_contain_text("still here")

@@ -221,7 +221,7 @@ def test_import_of_an_out_of_range_time_does_not_crash() -> None:
         bundle = parse_import(text)
     except ImportProblem:
         return  # refusing the file in plain words is fine too
-    assert [c.id for c in bundle.conversations] == ["c1"]
+    assert len(bundle.conversations) == 1  # "c1" is not a LocalChat id: it gets a fresh one
 
 
 # --- messages -------------------------------------------------------------------------------

@@ -198,9 +198,12 @@ class ModelPanel:
                 focused = self.doc.activeElement
                 action = str(focused.dataset.action) if focused and node.contains(focused) \
                     and focused.hasAttribute("data-action") else None
-                node.outerHTML = views.download_row_html(row, self.max_retries)
+                node.insertAdjacentHTML("beforebegin",
+                                        views.download_row_html(row, self.max_retries))
+                row_node = node.previousElementSibling
+                node.remove()
                 if action:
-                    fresh = self.list.querySelector(f'li[data-key="{row.key}"] button')
+                    fresh = row_node.querySelector("button") if row_node else None
                     (fresh or self.manager).focus()
                 continue
             bar = node.querySelector('[role="progressbar"]')

@@ -20,6 +20,7 @@ from ..core.conversation import Message
 from ..core.errors import UserMessage
 from ..core.gpu import explain_gpu
 from ..core.state import AppState
+from ..core.transfer import MAX_IMPORT_BYTES
 from ..ui import views
 from .ffi import create_proxy, later
 
@@ -198,8 +199,20 @@ class Page:
         elif event.target.closest("a"):
             self.toggle_drawer(False)
 
+    def _sidebar_item(self, conversation_id: str) -> Any:
+        """The sidebar item of a conversation, found by comparing ids (never a selector
+        built from an id: ids come from stored data)."""
+        for item in self.sidebar_list.children:
+            if item.getAttribute("data-id") == conversation_id:
+                return item
+        return None
+
+    def _sidebar_link(self, conversation_id: str) -> Any:
+        item = self._sidebar_item(conversation_id)
+        return item.querySelector("a") if item else None
+
     def start_rename(self, conversation_id: str) -> None:
-        item = self.sidebar_list.querySelector(f'li[data-id="{conversation_id}"]')
+        item = self._sidebar_item(conversation_id)
         if not item:
             return
         link = item.querySelector("a")
@@ -222,7 +235,7 @@ class Page:
         if self._state is not None:
             self._render_sidebar(self._state)
         if cid is not None:
-            link = self.sidebar_list.querySelector(f'li[data-id="{cid}"] a')
+            link = self._sidebar_link(cid)
             if link:
                 link.focus()
         original = str(field.getAttribute("data-original"))
@@ -393,8 +406,10 @@ class Page:
                 continue
             html = self._message_html(m, i == last, simulated)
             if node:
-                node.outerHTML = html
-                node = self.thread.querySelector(f'[data-message-id="{m.id}"]')
+                node.insertAdjacentHTML("beforebegin", html)
+                fresh = node.previousElementSibling
+                node.remove()
+                node = fresh
             elif previous:
                 previous.insertAdjacentHTML("afterend", html)
                 node = previous.nextElementSibling
@@ -412,8 +427,13 @@ class Page:
     def stream(self, message_id: str, text: str) -> None:
         """Append streamed text to the reply's bubble (one node, no re-render)."""
         if self._stream_id != message_id or not self._stream_node:
-            self._stream_node = self.doc.querySelector(
-                f'[data-message-id="{message_id}"] .bubble')
+            self._stream_node = None
+            node = self.thread.lastElementChild  # the reply is last, before the anchor
+            while node:
+                if node.getAttribute("data-message-id") == message_id:
+                    self._stream_node = node.querySelector(".bubble")
+                    break
+                node = node.previousElementSibling
             self._stream_id = message_id
         if not self._stream_node:
             return
@@ -521,11 +541,19 @@ class Page:
         name = str(file.name)
         self.import_input.value = ""
 
+        if int(file.size) > MAX_IMPORT_BYTES:  # refused before its text is read
+            self.show_alert(f"“{name}” can't be imported.",
+                            f"This file is too large to import (over "
+                            f"{MAX_IMPORT_BYTES // (1024 * 1024)} MB). Nothing was changed.")
+            return
+
         def read(text: Any, *_: Any) -> None:
             self.actions.import_text(name, str(text))
 
-        def failed(error: Any, *_: Any) -> None:
-            self.show_alert("The file could not be read.", str(error))
+        def failed(*_: Any) -> None:  # the browser's error name means nothing to the reader
+            self.show_alert("The file could not be read.",
+                            "The browser couldn't read it (it may have been moved, or be "
+                            "unreadable). Nothing was changed. Choose it again.")
 
         file.text().then(create_proxy(read), create_proxy(failed))
 
@@ -563,15 +591,18 @@ class Page:
         finally:
             self._rerendering = False
         if editing is not None and editing_id is not None:
-            link = self.sidebar_list.querySelector(f'li[data-id="{editing_id}"] a')
+            link = self._sidebar_link(editing_id)
             if link:
                 link.replaceWith(editing)
                 editing.focus()
         if keep is not None:
             cid, action = keep
-            selector = f'li[data-id="{cid}"] ' + (f'[data-action="{action}"]' if action
-                                                 else "a")
-            again = self.sidebar_list.querySelector(selector)
+            item = self._sidebar_item(cid)
+            again = None
+            if item is not None:
+                again = item.querySelector("a") if not action else next(
+                    (n for n in item.querySelectorAll("[data-action]")
+                     if n.getAttribute("data-action") == action), None)
             if again:
                 again.focus()
 

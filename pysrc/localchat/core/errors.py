@@ -193,6 +193,25 @@ def explain_store_failure(failure: StoreFailure) -> UserMessage:
         return UserMessage("Conversation storage was closed.",
                            "Another LocalChat tab may be updating it. " + keep,
                            "Reload this tab.")
+    if name in _CLASH_NAMES or "key already exists" in lowered or "bulkadd" in lowered:
+        return UserMessage("Something with the same id is already stored.",
+                           "A conversation or message with one of these ids was saved "
+                           "meanwhile (perhaps in another tab), so nothing was saved.",
+                           "Try again: LocalChat gives anything already here a new id.")
+    if name == "DataCloneError":
+        return UserMessage("Part of this can't be stored.",
+                           "It contains a value the browser's storage can't keep, so "
+                           "nothing was saved.", "Try again; if it keeps failing, reload.")
+    if name in {"AbortError", "TimeoutError", "TransactionInactiveError"}:
+        return UserMessage("Saving was interrupted.",
+                           "The browser's storage stopped the change before it finished, "
+                           "so nothing of it was saved.", "Try again.")
+    # The browser's own error names (Dexie's "BulkError", "UnknownError"…) mean nothing
+    # to the reader: they stay off the page.
     return UserMessage("Conversations can't be saved right now.",
-                       f"The browser's storage reported: {name}: {text}. {keep}",
+                       f"The browser's storage refused the change. {keep}",
                        "Reload the page; your saved conversations are not deleted.")
+
+
+_CLASH_NAMES = frozenset({"ConstraintError", "BulkError"})
+"""What IndexedDB (and Dexie's bulk operations) report for an id that already exists."""

@@ -14,6 +14,7 @@ with new ids when the user agrees.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,6 +44,18 @@ __all__ = [
 FORMAT = "localchat-export"
 VERSION = 1
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
+MAX_IMPORT_DEPTH = 64
+"""How deeply an import file may nest arrays and objects. A LocalChat export nests 5
+levels. Checked by a scan that does not recurse, before `json.loads` (whose decoder
+recurses on the C stack: on Pyodide's small stack 100,000 levels kill the interpreter),
+so nothing after the check ever meets a deep structure."""
+
+ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+"""The ids LocalChat makes (core.conversation.new_id). Imported ids that don't fit, or
+that clash with stored ones, are replaced."""
+
+_SHOWN = 60
+"""At most this many characters of a value from the file are quoted in a message."""
 
 
 class ImportProblem(Exception):
@@ -77,21 +90,81 @@ def export_filename(conversations: list[Conversation], now_iso_date: str) -> str
     return f"localchat-all-{now_iso_date}.json"
 
 
+def _shown(value: object) -> str:
+    """A value from the file, as quoted in a message: short, never recursing."""
+    if isinstance(value, str):
+        text = value
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = json.dumps(value)
+    elif isinstance(value, list):
+        text = "a list"
+    elif isinstance(value, dict):
+        text = "an object"
+    else:  # pragma: no cover - json.loads makes nothing else
+        text = type(value).__name__
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text[:_SHOWN + 1])
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
+
+
 def _where(index: int, record: Mapping[str, Any]) -> str:
     title = record.get("title")
-    name = f" (“{title}”)" if isinstance(title, str) and title else ""
+    name = f" (“{_shown(title)}”)" if isinstance(title, str) and title else ""
     return f"conversation {index + 1}{name}"
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply `text` nests `[` and `{` outside JSON strings (escapes honoured),
+    without recursing (one regular-expression step per bracket or quote). Not a
+    validator: json.loads is."""
+    depth = deepest = 0
+    in_string = False
+    i, end = 0, len(text)
+    opener = re.compile(r'["\[\]{}]')
+    quote_or_escape = re.compile(r'["\\]')
+    while i < end:
+        if in_string:
+            match = quote_or_escape.search(text, i)
+            if match is None:
+                break
+            i = match.end()
+            if match.group() == "\\":
+                i += 1  # the escaped character, whatever it is
+            else:
+                in_string = False
+            continue
+        match = opener.search(text, i)
+        if match is None:
+            break
+        ch = match.group()
+        i = match.end()
+        if ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def parse_import(text: str) -> ImportBundle:
     """Validate an export file's text. Raises ImportProblem with a specific message."""
     if len(text) > MAX_IMPORT_BYTES:
         raise ImportProblem("This file is too large to import (over 200 MB).")
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    if not text.strip():
+        raise ImportProblem("This file is empty.")
+    depth = nesting_depth(text)
+    if depth > MAX_IMPORT_DEPTH:
+        raise ImportProblem(f"This file nests {depth:,} levels deep; LocalChat reads up to "
+                            f"{MAX_IMPORT_DEPTH} levels.")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise ImportProblem(f"This file is not valid JSON (line {error.lineno}, column "
                             f"{error.colno}: {error.msg}).") from None
+    except (RecursionError, ValueError, MemoryError):
+        raise ImportProblem("This file is not valid JSON, or too large to read.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ImportProblem("This is not a LocalChat export file "
                             "(it has no \"format\": \"localchat-export\").")
@@ -109,20 +182,28 @@ def parse_import(text: str) -> ImportBundle:
     conversations: list[Conversation] = []
     messages: list[Message] = []
     seen: set[str] = set()
+    roles = {Role.USER.value, Role.ASSISTANT.value}  # an unknown role is not imported
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise ImportProblem(f"Conversation {index + 1} is not an object.")
         where = _where(index, record)
-        conversation = conversation_from_record(record)
-        if conversation is None or not isinstance(record.get("id"), str):
+        raw_id = record.get("id")
+        if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool) or raw_id == "":
             raise ImportProblem(f"The {where} has no id.")
-        if conversation.id in seen:
-            raise ImportProblem(f"The {where} repeats the id {conversation.id}.")
-        seen.add(conversation.id)
         if not isinstance(record.get("title"), str):
             raise ImportProblem(f"The {where} has no title.")
-        if model_for_key(conversation.model) is None:
-            raise ImportProblem(f"The {where} uses an unknown model “{conversation.model}” "
+        # Ids are never trusted: one that isn't LocalChat's kind, or repeats, is replaced.
+        cid = raw_id if isinstance(raw_id, str) and ID_PATTERN.fullmatch(raw_id) else new_id()
+        if cid in seen:
+            cid = new_id()
+        seen.add(cid)
+        conversation = conversation_from_record({**record, "id": cid})
+        if conversation is None:  # pragma: no cover - the id is set above
+            raise ImportProblem(f"The {where} has no id.")
+        raw_model = record.get("model", conversation.model)
+        if not isinstance(raw_model, str) or model_for_key(raw_model) is None:
+            raise ImportProblem(f"The {where} uses an unknown model “"
+                                f"{_shown(record.get('model'))}” "
                                 "(expected quick, smart or genius).")
         items = record.get("messages")
         if not isinstance(items, list):
@@ -130,15 +211,15 @@ def parse_import(text: str) -> ImportBundle:
         for position, item in enumerate(items):
             if not isinstance(item, dict):
                 raise ImportProblem(f"Message {position + 1} of the {where} is not an object.")
-            fixed = {**item, "conversationId": conversation.id}
-            if not isinstance(fixed.get("content"), str):
+            if not isinstance(item.get("content"), str):
                 raise ImportProblem(f"Message {position + 1} of the {where} has no text.")
-            if fixed.get("role") not in {Role.USER.value, Role.ASSISTANT.value}:
+            role = item.get("role")
+            if not isinstance(role, str) or role not in roles:
                 raise ImportProblem(f"Message {position + 1} of the {where} has an unknown "
-                                    f"role “{fixed.get('role')}”.")
-            if not isinstance(fixed.get("id"), str):
-                fixed["id"] = new_id()
-            message = message_from_record(fixed)
+                                    f"role “{_shown(role)}”.")
+            # Message ids are LocalChat's own business (nothing outside refers to one):
+            # every imported message gets a fresh id, so none can clash with a stored one.
+            message = message_from_record({**item, "id": new_id(), "conversationId": cid})
             if message is None:  # pragma: no cover - the checks above rule this out
                 raise ImportProblem(f"Message {position + 1} of the {where} is damaged.")
             messages.append(message)
