@@ -77,23 +77,29 @@ SNAPSHOT = """() => new Promise((resolve, reject) => {
     };
 })"""
 
-SEED = """([conversations, messages]) => new Promise((resolve, reject) => {
+# The records are JS source (NaN and numbers as keys don't survive JSON), put into the
+# function's own source: the page's policy refuses eval, as it should.
+SEED = """() => new Promise((resolve, reject) => {
     const req = indexedDB.open("localchat");
     req.onerror = () => reject(req.error);
     req.onsuccess = () => {
         const db = req.result;
         const tx = db.transaction(["conversations", "messages"], "readwrite");
-        for (const c of eval(conversations)()) tx.objectStore("conversations").put(c);
-        for (const m of eval(messages)()) tx.objectStore("messages").put(m);
+        for (const c of (CONVERSATIONS)()) tx.objectStore("conversations").put(c);
+        for (const m of (MESSAGES)()) tx.objectStore("messages").put(m);
         tx.oncomplete = () => { db.close(); resolve(); };
         tx.onerror = () => reject(tx.error);
     };
 })"""
 
 
+def _seed(page: Page, conversations: str, messages: str) -> None:
+    page.evaluate(SEED.replace("CONVERSATIONS", conversations).replace("MESSAGES", messages))
+
+
 def _seed_damaged(chat: ChatPage) -> dict:
     """Write the damaged records, reload, and return the raw snapshot taken before."""
-    chat.page.evaluate(SEED, [DAMAGED_CONVERSATIONS, DAMAGED_MESSAGES])
+    _seed(chat.page, DAMAGED_CONVERSATIONS, DAMAGED_MESSAGES)
     before = chat.page.evaluate(SNAPSHOT)
     assert len(before["conversations"]) == 8 and len(before["messages"]) == 9
     chat.reload()
@@ -256,13 +262,13 @@ def test_a_reply_nested_beyond_markdowns_limit_shows_its_text(
 def test_continuing_a_damaged_reply_changes_only_what_the_user_asked_for(
         page: Page, site_url: str) -> None:
     chat = ChatPage(page, site_url).open()
-    page.evaluate(SEED, ["""() => [{id: "p", title: "Partial chat", model: "smart",
-                                     createdAt: 100, updatedAt: 100}]""",
-                         """() => [
+    _seed(page, """() => [{id: "p", title: "Partial chat", model: "smart",
+                             createdAt: 100, updatedAt: 100}]""",
+          """() => [
         {id: "p-1", conversationId: "p", role: "user", content: "tell me", status: "done"},
         {id: "p-2", conversationId: "p", role: "assistant", content: "Once upon",
          status: "interrupted", model: SMART_MODEL, note: {from: "another tool"}}]""".replace(
-            "SMART_MODEL", f'"{SMART}"')])
+            "SMART_MODEL", f'"{SMART}"'))
     chat.reload()
     chat.sidebar_links.filter(has_text="Partial chat").click()
     reply = chat.last_reply()
