@@ -121,3 +121,29 @@ f"{len(fresh)}|{len(sources)}|{','.join(compiled)}|{','.join(stale[:10])}"
     assert int(fresh) >= 2 and int(sources) > 300, found
     assert compiled == "", f"compiled from source in the page: {compiled}"
     assert stale == "", f"standard-library modules without matching bytecode: {stale}"
+
+
+def test_the_vendored_wheels_are_imported_from_bytecode(page: Page, site_url: str) -> None:
+    """micropip and markdown-it are installed after ready; their wheels carry bytecode
+    (tools/build.py wheel_with_bytecode), so importing them compiles nothing."""
+    ChatPage(page, site_url).open()
+    expect(page.locator("body")).to_have_attribute("data-markdown", "ready")
+    found = page.evaluate("""async () => {
+        const pyodide = await window.localchat.pyodide;
+        return pyodide.runPython(`
+import importlib.util, os, sys
+mods = [m for name, m in list(sys.modules.items())
+        if name.split(".")[0] in ("micropip", "markdown_it", "mdurl")
+        and getattr(m, "__file__", None)]
+bad = []
+for m in mods:
+    cached = m.__cached__
+    head = open(cached, "rb").read(8) if cached and os.path.exists(cached) else b""
+    if head[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(head[4:8], "little") != 1:
+        bad.append(m.__name__)
+str(len(mods)) + " " + ",".join(bad)
+`);
+    }""")
+    count, bad = found.split(" ")
+    assert int(count) >= 60, found
+    assert bad == "", f"modules installed without usable bytecode: {bad}"
