@@ -5,6 +5,12 @@ playwright.config.py's flags), served by tools/devserver.py. Every run uses a fr
 browser context (empty IndexedDB and Cache Storage); URLs carry `sw=off` so the service
 worker stays out of the figures. Medians over `--runs` runs (default 5).
 
+0. Paced streaming (PACED_RATES: 30 and 200 tokens/s, `sim_tps`, ~4 s of stream each,
+   3 pages). An init script notes when each chunk of text arrives from the engine worker
+   (WebLLM's chunk replies) and every animation frame during the stream. Budgets: the
+   final streamed text is on screen within one frame (1/60 s) of the last chunk's
+   arrival; frame intervals at the 95th percentile <= 20 ms; no task over 50 ms (worst
+   run). Each run prints its long tasks with their time after the send.
 1. Streaming. The app is opened with the fast simulated engine (`sim_tps=0`: tokens as
    fast as the worker can send them), one short `/echo` reply loads the model, then a
    new chat gets `/echo TEXT`, TEXT being 2,000 short words (2,000 tokens of the
@@ -65,6 +71,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
 import random
@@ -105,6 +112,10 @@ BUDGET_OPEN_MS = 500.0
 BUDGET_SIDEBAR_DIFF_MS = 150.0
 
 ECHO_WORDS = 2000
+# Streaming at real model speeds: (tokens/s, words). ~4-5 s of streaming each.
+PACED_RATES = ((30, 120), (200, 800))
+BUDGET_FRAME_P95_MS = 20.0
+BUDGET_SHOWN_LAG_MS = 1000 / 60 + 1  # the last token on screen within one frame
 SETTLE_MS = 300  # quiet time before each stream (see the docstring)
 ONE_CPU_RUNS = 3  # pages for the one-CPU diagnostic
 STREAM_PAIRS = 3  # app/baseline pairs per page: the streams are short (~0.1 s) and noisy
@@ -288,6 +299,68 @@ SCROLL_JS = """async () => {
   }
   return {t0, t1: performance.now(), steps, links: list.querySelectorAll("a").length,
           complete: list.scrollTop + list.clientHeight >= list.scrollHeight - 2};
+}"""
+
+
+# For paced streams: when each streamed text arrives from the engine worker (WebLLM's
+# chunk replies), and every animation frame while a stream runs.
+PACED_PROBE = """
+(() => {
+  window.__arrivals = [];
+  window.__frames = null;  // an array while recording
+  const Real = window.Worker;
+  window.Worker = class extends Real {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (e) => {
+        const c = e.data && e.data.content;
+        const delta = c && c.choices && c.choices[0] && c.choices[0].delta;
+        if (delta && delta.content) window.__arrivals.push(performance.now());
+      });
+    }
+  };
+  const tick = (t) => {
+    if (window.__frames) window.__frames.push(t);
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})();
+"""
+
+# Resolves when the reply is final; records the time of the last streamed text change.
+PACED_WATCH_JS = """(expected) => {
+  const thread = document.getElementById("thread");
+  const known = new Set(Array.from(
+    thread.querySelectorAll('article[aria-label="Assistant"]'), (n) => n.dataset.messageId));
+  const w = window.__paced = {sendAt: null, lastTextAt: null, doneAt: null, arrivalsFrom: 0};
+  let done;
+  window.__pacedDone = new Promise((resolve) => { done = resolve; });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && w.sendAt === null) {
+      w.sendAt = performance.now();
+      w.arrivalsFrom = window.__arrivals.length;
+      window.__frames = [];
+    }
+  }, {capture: true});
+  const observer = new MutationObserver(() => {
+    const fresh = Array.from(thread.querySelectorAll('article[aria-label="Assistant"]'))
+      .filter((n) => !known.has(n.dataset.messageId));
+    const node = fresh[fresh.length - 1];
+    if (!node) return;
+    const bubble = node.querySelector(".bubble");
+    const text = bubble ? bubble.textContent.replace(/\\s+/g, " ").trim() : "";
+    if (w.lastTextAt === null && text === expected) w.lastTextAt = performance.now();
+    if (!node.classList.contains("streaming")) {
+      w.doneAt = performance.now();
+      w.frames = window.__frames;
+      window.__frames = null;
+      w.arrivals = window.__arrivals.slice(w.arrivalsFrom);
+      observer.disconnect();
+      done();
+    }
+  });
+  observer.observe(thread, {subtree: true, childList: true, characterData: true,
+                            attributes: true, attributeFilter: ["class"]});
 }"""
 
 
@@ -505,6 +578,65 @@ def measure_streaming(s: Session, runs: int) -> dict[str, list[float]]:
     return out
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def measure_paced(s: Session, runs: int, tps: int, words: int) -> dict[str, list[float]]:
+    """A reply streamed at `tps` tokens/s: how long after the last token's arrival from
+    the worker the screen shows it, the frame intervals meanwhile (95th percentile), and
+    the longest task."""
+    text = "/echo " + " ".join(SHORT_WORDS[i % len(SHORT_WORDS)] for i in range(words))
+    expected = text[len("/echo "):]
+    query = QUERY.replace("sim_tps=0", f"sim_tps={tps}")
+    out: dict[str, list[float]] = {"shown_lag_ms": [], "frame_p95_ms": [],
+                                   "frame_max_ms": [], "longest_task_ms": [],
+                                   "stream_s": []}
+    for i in range(runs):
+        with s.page(LONGTASK_PROBE, PACED_PROBE) as page:
+            page.goto(f"{s.site}?{query}#/chat")
+            page.wait_for_selector('body[data-markdown="ready"][data-models="ready"]',
+                                   state="attached")
+            box = page.get_by_role("textbox", name="Message")
+            box.fill("/echo warm up")  # downloads and loads the model
+            box.press("Enter")
+            page.wait_for_selector('article[aria-label="Assistant"]:not(.streaming)')
+            page.get_by_role("button", name="Stop").wait_for(state="hidden")
+            page.evaluate("location.hash = '#/chat'")
+            page.wait_for_selector("#thread .empty-state")
+            page.evaluate(PACED_WATCH_JS, expected)
+            box.fill(text)
+            page.wait_for_timeout(SETTLE_MS)
+            box.press("Enter")
+            page.evaluate("window.__pacedDone")
+            w = page.evaluate("window.__paced")
+            if w["lastTextAt"] is None or not w["arrivals"]:
+                raise RuntimeError(f"paced stream at {tps} tok/s: the text never matched or "
+                                   "no chunk was seen")
+            frames = w["frames"]
+            gaps = [b - a for a, b in itertools.pairwise(frames)]
+            longest, _count = longest_task(page, w["sendAt"], w["doneAt"])
+            out["shown_lag_ms"].append(w["lastTextAt"] - w["arrivals"][-1])
+            out["frame_p95_ms"].append(percentile(gaps, 0.95))
+            out["frame_max_ms"].append(max(gaps) if gaps else 0.0)
+            out["longest_task_ms"].append(longest)
+            out["stream_s"].append((w["arrivals"][-1] - w["arrivals"][0]) / 1000)
+            tasks = [(round(e["start"] - w["sendAt"]), round(e["duration"]))
+                     for e in page.evaluate("window.__longtasks")
+                     if w["sendAt"] <= e["start"] + e["duration"] and e["start"] < w["doneAt"]]
+            print(f"  {tps} tok/s {i + 1}/{runs}: first token at "
+                  f"{w['arrivals'][0] - w['sendAt']:.0f} ms, last at "
+                  f"{w['arrivals'][-1] - w['sendAt']:.0f} ms, final at "
+                  f"{w['doneAt'] - w['sendAt']:.0f} ms after the send; long tasks "
+                  f"(start after the send, ms): {tasks}", flush=True)
+            print(f"  {tps} tok/s {i + 1}/{runs}: last token shown "
+                  f"{out['shown_lag_ms'][-1]:.1f} ms after it arrived, frames p95 "
+                  f"{out['frame_p95_ms'][-1]:.1f} ms, longest task {longest:.0f} ms, "
+                  f"{out['stream_s'][-1]:.1f} s of stream", flush=True)
+    return out
+
+
 def measure_open(s: Session, runs: int) -> dict[str, list[float]]:
     conversation, messages = long_conversation(1000)
     last_id = messages[-1]["id"]
@@ -593,8 +725,8 @@ def median(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="streaming,open,sidebar",
-                        help="comma-separated subset of: streaming, open, sidebar")
+    parser.add_argument("--only", default="paced,streaming,open,sidebar",
+                        help="comma-separated subset of: paced, streaming, open, sidebar")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if not (ROOT / "web" / "vendor" / "build.js").is_file():
@@ -610,6 +742,10 @@ def main() -> int:
         s = Session(browser, site)
         with s.page() as page:  # one unmeasured load to settle the OS file cache
             s.open_app(page)
+        if "paced" in only:
+            for tps, words in PACED_RATES:
+                print(f"streaming at {tps} tokens/s:", flush=True)
+                results[f"paced_{tps}"] = measure_paced(s, min(args.runs, 3), tps, words)
         if "streaming" in only:
             print("streaming a 2,000-token reply:", flush=True)
             results["streaming"] = measure_streaming(s, args.runs)
@@ -644,6 +780,18 @@ def main() -> int:
                             "kind": "min" if at_least else "max", "pass": passed}
         rows.append((label, value, unit, text, passed))
 
+    for tps, _words in PACED_RATES:
+        if f"paced_{tps}" not in results:
+            continue
+        r = results[f"paced_{tps}"]
+        m = {k: median(v) for k, v in r.items()}
+        row(f"{tps} tok/s: last token shown after arrival", m["shown_lag_ms"], "ms",
+            f"paced_{tps}_shown_lag", BUDGET_SHOWN_LAG_MS)
+        row(f"{tps} tok/s: frame interval, 95th pct.", m["frame_p95_ms"], "ms",
+            f"paced_{tps}_frame_p95", BUDGET_FRAME_P95_MS)
+        row(f"{tps} tok/s: longest frame interval", m["frame_max_ms"], "ms")
+        row(f"{tps} tok/s: longest task (worst run)", max(r["longest_task_ms"]), "ms",
+            f"paced_{tps}_longest_task", BUDGET_LONGEST_TASK_MS)
     if "streaming" in results:
         m = {k: median(v) for k, v in results["streaming"].items()}
         row("streaming: app", m["app_tokens_per_s"], "tok/s")
