@@ -60,7 +60,8 @@ test: build chromium lint
 bench: build chromium
 	$(PY) bench/boot.py; boot=$$?; $(PY) bench/chat.py; chat=$$?; $(PY) bench/models.py; \
 	models=$$?; $(PY) bench/tabs.py; tabs=$$?; $(PY) bench/tabs_downloads.py; \
-	tabdl=$$?; exit $$(( boot || chat || models || tabs || tabdl ))
+	tabdl=$$?; $(PY) bench/memory.py; memory=$$?; \
+	exit $$(( boot || chat || models || tabs || tabdl || memory ))
 
 clean:
 	rm -rf web/vendor .build test-results

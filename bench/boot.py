@@ -58,6 +58,7 @@ BARE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>bare pyod
 """
 BARE_SCRIPT = """const { loadPyodide } = await import("./vendor/pyodide/pyodide.mjs");
 const pyodide = await loadPyodide();
+window.__pyodide = pyodide;  // for bench/memory.py
 pyodide.runPython("import sys");
 document.body.dataset.ready = "true";
 """
