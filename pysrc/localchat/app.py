@@ -252,12 +252,12 @@ class App:
             confirmed = await self.page.confirm(
                 f"Stop starting {label}?",
                 f"Its files stay on this device. It starts again when you send a message in "
-                f"a chat that uses {label}.", "Stop starting")
+                f"a chat that uses {label}.", "Stop starting", cancel_label="Keep starting")
         else:
             confirmed = await self.page.confirm(
                 f"Cancel the {label} download?",
                 "The files already downloaded are kept, so Resume continues from there.",
-                "Cancel download")
+                "Cancel download", cancel_label="Keep downloading")
         if confirmed:
             self.models.cancel(key)
 
@@ -272,7 +272,7 @@ class App:
         confirmed = await self.page.confirm(
             f"Remove {label}'s files from this device?",
             f"This frees {freed}. Chats that use {label} stay; it can be downloaded again.",
-            "Remove files")
+            "Remove files", cancel_label="Keep files")
         if not confirmed:
             return
         try:
@@ -321,7 +321,7 @@ class App:
         confirmed = await self.page.confirm(
             f"Delete “{target.title}”?",
             "The conversation and all its messages will be removed from this browser. "
-            "This can't be undone.", "Delete")
+            "This can't be undone.", "Delete", cancel_label="Keep it")
         if not confirmed:
             return
         was_active = self.service.box.state.active_id == conversation_id
@@ -367,7 +367,8 @@ class App:
             agreed = await self.page.confirm(
                 "Import as copies?",
                 f"{n} of these conversations {'is' if n == 1 else 'are'} already here. "
-                "They will be added as copies; nothing will be overwritten.", "Import copies")
+                "They will be added as copies; nothing will be overwritten.", "Import copies",
+                cancel_label="Don't import", destructive=False)
             if not agreed:
                 self.page.toast("Import canceled; nothing was changed.")
                 return

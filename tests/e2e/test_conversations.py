@@ -91,7 +91,7 @@ def test_delete_asks_first_and_cancel_keeps_everything(page: Page, site_url: str
     dialog = chat.confirm_dialog
     expect(dialog).to_be_visible()
     expect(dialog).to_have_accessible_name("Delete “Middle chat”?")
-    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    expect(dialog.get_by_role("button", name="Keep it")).to_be_focused()
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(delete).to_be_focused()
@@ -99,7 +99,7 @@ def test_delete_asks_first_and_cancel_keeps_everything(page: Page, site_url: str
     assert dialog_cancel_kept == 6
 
     delete.click()
-    dialog.get_by_role("button", name="Cancel").click()
+    dialog.get_by_role("button", name="Keep it").click()
     expect(dialog).to_be_hidden()
     expect(chat.sidebar_links).to_have_count(3)
 

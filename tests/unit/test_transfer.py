@@ -136,6 +136,9 @@ def test_a_localchat_id_is_kept_and_message_references_follow_new_ids() -> None:
         "one", "two"]
     copies = as_copies(bundle, {kept.id})
     assert copies.conversations[0].id != kept.id
+    # A copy is told from the conversation already here; the others keep their titles.
+    assert copies.conversations[0].title == f"{kept.title} (imported)"
+    assert copies.conversations[1].title == fresh.title
     assert {m.conversation_id for m in copies.messages} == {c.id for c in copies.conversations}
 
 

@@ -498,8 +498,11 @@ class Page:
         box.append(strong, para, close)
         self.notices.append(box)
 
-    async def confirm(self, title: str, body: str, confirm_label: str) -> bool:
-        """Ask in the app's one confirmation dialog (an alertdialog). True: confirmed."""
+    async def confirm(self, title: str, body: str, confirm_label: str,
+                      cancel_label: str = "Cancel", destructive: bool = True) -> bool:
+        """Ask in the app's one confirmation dialog (an alertdialog). True: confirmed.
+        Both buttons say what they do; a choice that loses nothing is not styled as
+        dangerous (`destructive=False`)."""
         if self._dialog_future is not None and not self._dialog_future.done():
             self._dialog_future.set_result(False)
         returning = self.doc.activeElement
@@ -507,6 +510,8 @@ class Page:
         self.doc.getElementById("confirm-body").textContent = body
         button = self.dialog.querySelector('[data-choice="confirm"]')
         button.textContent = confirm_label
+        button.className = "danger-button" if destructive else "primary-button"
+        self.dialog.querySelector('[data-choice="cancel"]').textContent = cancel_label
         future: asyncio.Future[bool] = asyncio.get_event_loop().create_future()
         self._dialog_future = future
         self.dialog.showModal()

@@ -227,10 +227,17 @@ def parse_import(text: str) -> ImportBundle:
     return ImportBundle(tuple(conversations), tuple(messages))
 
 
+IMPORTED_MARK = "(imported)"
+
+
 def as_copies(bundle: ImportBundle, ids: set[str]) -> ImportBundle:
-    """The bundle with the conversations in `ids` (and their messages) given new ids."""
+    """The bundle with the conversations in `ids` (and their messages) given new ids, and
+    titles that tell each copy from the conversation already here ("… (imported)")."""
     renamed = {cid: new_id() for cid in ids}
-    conversations = tuple(replace(c, id=renamed.get(c.id, c.id)) for c in bundle.conversations)
+    conversations = tuple(
+        replace(c, id=renamed[c.id], title=f"{c.title} {IMPORTED_MARK}")
+        if c.id in renamed else c
+        for c in bundle.conversations)
     messages = tuple(
         replace(m, id=new_id(), conversation_id=renamed[m.conversation_id])
         if m.conversation_id in renamed else m
