@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
+from localchat.core.chat import REPLY_RESERVE_TOKENS
+from localchat.core.context import _char_tokens, estimate_tokens, fit_history
+
 MIB = 1024 * 1024
 SMART_F16 = "Llama-3.2-3B-Instruct-q4f16_1-MLC"
 SMART_F32 = "Llama-3.2-3B-Instruct-q4f32_1-MLC"
@@ -448,9 +451,10 @@ def test_sim_gpu_reset_0_loses_every_loads_device(page: Page, site_url: str) -> 
     assert result == [True, "ModelNotLoadedError"] * 2
 
 
-def test_prompt_tokens_count_each_cjk_character_as_one_token(page: Page, site_url: str) -> None:
-    """Stricter than LocalChat's own estimate: one token per Han, Hiragana, Katakana or
-    Hangul character, the other characters (code points) four to a token, rounded up."""
+def test_prompt_tokens_count_each_wide_character_as_one_token(page: Page, site_url: str) -> None:
+    """Stricter than LocalChat's own estimate: one token per character from U+1100 on
+    (Han, kana, Hangul, emoji, …), the other characters (code points) 2.5 to a token,
+    rounded up."""
     _open(page, site_url)
     result = _run(page, """
         const e = T.engine(arg.search);
@@ -459,13 +463,79 @@ def test_prompt_tokens_count_each_cjk_character_as_one_token(page: Page, site_ur
         const mixed = await chat("/echo 世界ひらカタ한글 hello 👋");
         return { mixed: mixed.value.usage.prompt_tokens,
                  fits: await chat("世".repeat(4096)), over: await chat("世".repeat(4097)),
-                 latin: (await chat("x".repeat(4096 * 4))).value.usage.prompt_tokens };
+                 latin: (await chat("x".repeat(4096 * 5 / 2))).value.usage.prompt_tokens };
     """, {"search": FAST, "model": SMART_F32})
-    assert result["mixed"] == 8 + math.ceil(len("/echo  hello 👋") / 4)
+    assert result["mixed"] == 9 + math.ceil(len("/echo  hello ") / 2.5)
     assert result["fits"]["ok"] and result["fits"]["value"]["usage"]["prompt_tokens"] == 4096
     assert result["over"]["name"] == "ContextWindowSizeExceededError"
     assert "number of prompt tokens: 4097;" in result["over"]["message"]
     assert result["latin"] == 4096
+
+
+TOKEN_TABLE = [
+    "hi", "x", "/echo 世界ひらカタ한글 hello 👋", "Plain English, a sentence or two of it.",
+    "def f(x):\n    return x * 2  # code\n", "— dashes, “quotes” and … ellipses —",
+    "código, ñandú, Ærøskøbing", "Привет, мир! Как дела?", "مرحبا بالعالم",
+    "שלום עולם", "नमस्ते दुनिया", "🙂🙂🙂 👩‍👩‍👧 🇫🇷", "東京の天気は晴れです。" * 3,
+    "한국어 문장입니다 and English", "ᄀᄁᄂ (Hangul Jamo, U+1100 on)", "ჰ (U+10F0, below it)",
+    "lorem ipsum dolor sit amet " * 40, "a" * 7, "ab" * 2501,
+]
+
+
+def test_the_simulated_count_is_never_below_the_apps_estimate(page: Page, site_url: str) -> None:
+    """So that the app's trimming is tested: a history it under-counts is refused."""
+    _open(page, site_url)
+    counts = _run(page, """
+        const e = T.engine(arg.search);
+        await e.handle.reload(arg.model, 60000);
+        const out = [];
+        for (const content of arg.texts) {
+          const reply = await e.handle.chat([{ role: "user", content }], { maxTokens: 1 });
+          out.push(reply.usage.prompt_tokens);
+        }
+        return out;
+    """, {"search": FAST, "model": SMART_F32, "texts": TOKEN_TABLE})
+    for text, count in zip(TOKEN_TABLE, counts, strict=True):
+        assert count >= math.ceil(_char_tokens(text)), (text[:40], count, _char_tokens(text))
+    # Stricter, not equal, on Latin text (2.5 characters a token against the app's 3).
+    latin = TOKEN_TABLE.index("ab" * 2501)
+    assert counts[latin] > math.ceil(_char_tokens(TOKEN_TABLE[latin]))
+
+
+def test_a_history_the_app_trims_to_fit_is_accepted(page: Page, site_url: str) -> None:
+    """fit_history (core/context.py) fills the window, less the reply's reserve, by its own
+    estimate; the simulated engine, counting more strictly, still accepts it."""
+    latin = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 9
+    cjk = "東京の天気は晴れです。" * 25
+    turns = [{"role": "user" if i % 2 == 0 else "assistant",
+              "content": f"{i} " + (cjk if i % 3 == 0 else latin)} for i in range(40)]
+    histories = {
+        "many turns": [{"role": "system", "content": "Be brief."}, *turns],
+        "latin only": [{"role": "user", "content": f"{i} {latin}"} for i in range(60)],
+        "one long message": [{"role": "user", "content": "x y z " * 8000 + "THE END"}],
+    }
+    fitted = {}
+    for name, history in histories.items():
+        fit = fit_history(history, 4096, REPLY_RESERVE_TOKENS)
+        used = sum(estimate_tokens(m["content"]) for m in fit.messages)
+        assert 4096 - REPLY_RESERVE_TOKENS - used < 400, name  # filled up to the budget
+        fitted[name] = list(fit.messages)
+    _open(page, site_url)
+    result = _run(page, """
+        const e = T.engine(arg.search);
+        await e.handle.reload(arg.model, 60000);
+        const out = {};
+        for (const [name, messages] of Object.entries(arg.fitted)) {
+          const reply = await T.outcome(e.handle.chat(messages, { maxTokens: 1 }));
+          out[name] = reply.ok ? reply.value.usage.prompt_tokens : reply.name;
+        }
+        return out;
+    """, {"search": FAST, "model": SMART_F32, "fitted": fitted})
+    for name, history in fitted.items():
+        count = result[name]
+        assert isinstance(count, int) and count <= 4096, (name, count)
+        chars = math.ceil(sum(_char_tokens(m["content"]) for m in history))
+        assert count >= chars, (name, count, chars)
 
 
 def test_echo_streams_exact_text_with_usage(page: Page, site_url: str) -> None:

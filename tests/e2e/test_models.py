@@ -488,3 +488,110 @@ def test_a_gpu_that_keeps_resetting_is_explained(page: Page, site_url: str) -> N
     alert = reply.get_by_role("alert")
     expect(alert).to_contain_text("The model stopped working twice in a row.")
     expect(alert).not_to_contain_text("ModelNotLoadedError")
+
+
+# Every percent the Download Manager's progress bar for Genius shows while the row says
+# Downloading, in order (repeats left out), from the first render of the page.
+RECORD_GENIUS_PROGRESS = """
+    window.__progress = [];
+    new MutationObserver(() => {
+        const row = document.querySelector("[data-key=genius]");
+        const bar = row && row.querySelector("[role=progressbar]");
+        const word = row && row.querySelector(".state-word");
+        if (!bar || !word || word.textContent !== "Downloading") return;
+        const percent = Number(bar.getAttribute("aria-valuenow"));
+        const seen = window.__progress;
+        if (seen[seen.length - 1] !== percent) seen.push(percent);
+    }).observe(document, { subtree: true, childList: true, attributes: true,
+                           characterData: true });
+"""
+
+
+def test_retry_and_reload_after_a_failure_to_start_never_show_0_percent(
+        page: Page, site_url: str) -> None:
+    # Genius downloads whole, then couldn't start. Retry removes its library and config
+    # (they are fetched again; the config request is held here so that the row can be
+    # read), and the page is reloaded in the middle of that: the shards are stored all
+    # along, so the progress never reads 0 % and never goes backwards.
+    page.add_init_script(RECORD_GENIUS_PROGRESS)
+    held: list = []
+    hold = {"on": False}
+
+    def config(route) -> None:  # type: ignore[no-untyped-def]
+        if hold["on"]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    config_url = "**/Llama-3.1-8B-Instruct-*/resolve/main/mlc-chat-config.json"
+    page.context.route(config_url, config)
+    chat = ChatPage(page, site_url).open(query=SIM + "&sim_device_lost=genius")
+    models = Models(page)
+    models.choose("Genius")
+    models.open_manager()
+    models.wait_state("Genius", "Failed")
+    expect(models.row("Genius").get_by_role("alert")).to_contain_text("Genius couldn't start.")
+
+    page.evaluate("() => { window.__progress = []; }")  # the first download's are left out
+    hold["on"] = True
+    with page.context.expect_event("request", lambda r: "8B-Instruct" in r.url
+                                   and r.url.endswith("mlc-chat-config.json")):
+        models.row("Genius").get_by_role("button", name="Retry").click()
+    models.wait_state("Genius", "Downloading")
+    bar = models.row("Genius").get_by_role("progressbar", name="Genius (simulated) progress")
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^[1-9]\d*$"))
+    shown = page.evaluate("() => window.__progress")
+    # Every shard (most of the bytes) is stored: what shows is about all of it.
+    assert shown and min(shown) >= 50 and shown == sorted(shown), shown
+
+    with page.context.expect_event("request", lambda r: "8B-Instruct" in r.url
+                                   and r.url.endswith("mlc-chat-config.json")):
+        page.goto(page.url.replace("&sim_device_lost=genius", ""))  # a reload, mid-download
+        chat.wait_until_ready()
+    models = Models(page)
+    models.open_manager()
+    models.wait_state("Genius", "Downloading")
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^[1-9]\d*$"))
+    hold["on"] = False
+    for route in held[1:]:  # the first was the page before the reload's
+        route.continue_()
+    models.wait_state("Genius", "Ready")
+    shown = page.evaluate("() => window.__progress")
+    assert shown and min(shown) >= 50 and shown == sorted(shown), shown
+
+
+def test_a_canceled_models_kept_files_can_be_removed_or_resumed(
+        page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    models.open_manager()
+    models.row("Smart").get_by_role("button", name="Download").click()
+    bar = models.row("Smart").get_by_role("progressbar", name="Smart (simulated) progress")
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^([2-9]\d|100)$"),
+                                  timeout=30_000)
+    models.row("Smart").get_by_role("button", name="Cancel").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Cancel download").click()
+    models.wait_state("Smart", "Canceled")
+    row = models.row("Smart")
+    kept = re.compile(r"Canceled\. ([\d.]+ (?:KB|MB)) of [\d.]+ MB kept; "
+                      r"Resume continues from there\.")
+    expect(row).to_contain_text(kept)
+    expect(row.get_by_role("button", name="Resume")).to_be_visible()
+    expect(row.get_by_role("button", name="Download")).to_have_count(0)
+    match = kept.search(row.inner_text())
+    assert match is not None
+    row.get_by_role("button", name="Remove files").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_have_accessible_name("Remove Smart's files from this device?")
+    expect(dialog).to_contain_text(f"This frees {match.group(1)}.")
+    dialog.get_by_role("button", name="Remove files").click()
+    expect(models.state("Smart")).to_have_text("Not downloaded")
+    expect(models.row("Smart").get_by_role("button", name="Download")).to_be_visible()
+    cached = page.evaluate("""async () => {
+        const urls = [];
+        for (const name of ["webllm/config", "webllm/wasm", "webllm/model"]) {
+            for (const r of await (await caches.open(name)).keys()) urls.push(r.url);
+        }
+        return urls.filter(u => u.includes("3B-Instruct"));
+    }""")
+    assert cached == []

@@ -585,7 +585,7 @@ def test_storage_failure_on_a_new_chat_keeps_it_in_the_list() -> None:
     assert rig.store.message_records == {}
 
 
-# --- known bugs (strict xfail: they start passing when fixed) ----------------------------------
+# --- deleting while replying, and after a failed write ---------------------------------------
 
 
 def test_deleting_a_chat_while_it_replies_leaves_no_orphan_message() -> None:

@@ -310,6 +310,33 @@ def test_inspect_reads_only_the_cache() -> None:
     run(scenario)
 
 
+def test_inspect_counts_the_shards_when_the_config_is_gone() -> None:
+    # Retry after a failure to start removes the config and the library: what is stored
+    # of the model is still known from tensor-cache.json (a Retry never shows 0 %).
+    rig = Rig()
+    rig.host.store_all(QUICK)
+    run(lambda: rig.downloader.forget_start_files(SOURCE))
+    found = run(lambda: rig.downloader.inspect(SOURCE))
+    gone = sum(len(rig.host.files[u].body) for u in (SOURCE.config_url, SOURCE.lib_url))
+    assert found.stored_bytes == rig.host.model_bytes(QUICK) - gone
+    assert (found.total_bytes, found.complete) == (None, False)
+    assert rig.host.requests == []
+
+
+def test_the_total_is_reported_once_and_never_grows_when_late_files_join() -> None:
+    # The shards are stored, the library and tokenizer are not: their lengths are known
+    # only once their requests start, so no total is reported before that.
+    rig = Rig(chunk=50)
+    rig.host.store_all(QUICK)
+    for url in (SOURCE.lib_url, SOURCE.file_url("tokenizer.json")):
+        rig.host.caches[rig.host.files[url].cache].pop(url)
+    run(rig.download)
+    total = rig.host.model_bytes(QUICK)
+    assert {p.bytes_total for p in rig.progress if p.bytes_total is not None} == {total}
+    fractions = [p.bytes_done / p.bytes_total for p in rig.progress if p.bytes_total]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
 def test_remove_deletes_every_file_of_the_model_only() -> None:
     rig = Rig()
     other = "Llama-3.2-3B-Instruct-q4f32_1-MLC"

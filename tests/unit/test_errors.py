@@ -32,6 +32,9 @@ def test_failures_carry_name_and_message() -> None:
     assert str(StoreFailure("QuotaExceededError", "full")) == "QuotaExceededError: full"
 
 
+UNKNOWN_MODEL = "The model engine doesn't know this model."
+
+
 @pytest.mark.parametrize("name, message, title", [
     ("ShaderF16SupportError", "This model requires the feature shader-f16", F16),
     ("Error", "Adapter lacks shader-f16", F16),
@@ -51,7 +54,7 @@ def test_failures_carry_name_and_message() -> None:
     ("Error", "Cannot fetch https://huggingface.co/...", NETWORK),
     ("Error", "net::ERR_NAME_NOT_RESOLVED", NETWORK),
     ("EngineTerminated", "The engine was terminated", TERMINATED),
-    ("ModelNotFoundError", "Cannot find model record for foo", GENERIC),
+    ("ModelNotFoundError", "Cannot find model record for foo", UNKNOWN_MODEL),
 ])
 def test_engine_failure_titles(name: str, message: str, title: str) -> None:
     assert explain_engine_failure(EngineFailure(name, message)).title == title
@@ -184,3 +187,14 @@ def test_no_store_error_shows_a_class_name(name: str, text: str) -> None:
     shown = f"{msg.title} {msg.detail} {msg.action}"
     for word in ("Error", "Dexie", "bulkAdd", "messages."):
         assert word not in shown, (name, shown)
+
+
+def test_webllm_not_knowing_the_model_is_said_in_plain_words() -> None:
+    text = ("Cannot find model record in appConfig for Llama-9-MLC. Please check if the model "
+            "ID is correct and included in the model_list configuration.")
+    msg = explain_engine_failure(EngineFailure("ModelNotFoundError", text))
+    assert msg.title == "The model engine doesn't know this model."
+    words = f"{msg.title} {msg.detail} {msg.action}"
+    for raw in ("ModelNotFoundError", "appConfig", "model_list", "Llama-9-MLC"):
+        assert raw not in words
+    assert "Reload the page" in msg.action

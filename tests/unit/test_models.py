@@ -612,6 +612,51 @@ def test_retry_after_a_failure_to_start_fetches_the_library_and_config_again() -
     assert rig.states("genius")[-4:] == [S.QUEUED, S.DOWNLOADING, S.COMPILING, S.READY]
 
 
+def test_retry_after_a_failure_to_start_never_shows_less_than_was_stored() -> None:
+    async def scenario() -> Rig:
+        rig = Rig(stored=(GENIUS,))
+        await rig.models.start()
+        rig.script({"load_failure": EngineFailure("CompileError", "expected magic word")})
+        rig.want("genius")
+        rig.models.conversation_model_changed("genius", download=False)
+        await rig.settle()
+        assert rig.item("genius").failed_to_start
+        rig.history["genius"].clear()
+        assert rig.models.request("genius")  # Retry: the library and config go first
+        await rig.settle()
+        return rig
+
+    rig = run(scenario)
+    shards = sum(len(rig.host.files[shard(GENIUS, i)].body) for i in range(4))
+    downloading = [i for i in rig.history["genius"] if i.state is S.DOWNLOADING]
+    fractions = [i.fraction for i in downloading]
+    assert fractions, "no progress shown"
+    assert fractions[0] >= shards / rig.host.model_bytes(GENIUS)  # never 0 %
+    assert fractions == sorted(fractions)  # never backwards
+    assert {i.bytes_total for i in downloading} == {rig.host.model_bytes(GENIUS)}
+
+
+def test_a_reload_during_a_retry_after_a_failure_to_start_shows_the_stored_shards() -> None:
+    # The page reloads after Retry removed the config and library, before they came back.
+    async def scenario() -> tuple[Rig, DownloadItem]:
+        total = FakeModelHost().model_bytes(GENIUS)
+        rig = Rig(records=(record("genius", "downloading", bytesDone=total, bytesTotal=total),))
+        rig.host.store_all(GENIUS)
+        await rig.downloader.forget_start_files(FakeModelHost.source(GENIUS))
+        await rig.models.start()
+        restored = rig.item("genius")
+        await rig.settle()
+        return rig, restored
+
+    rig, restored = run(scenario)
+    total = rig.host.model_bytes(GENIUS)
+    shards = sum(len(rig.host.files[shard(GENIUS, i)].body) for i in range(4))
+    assert restored.bytes_done >= shards
+    fractions = [i.fraction for i in rig.history["genius"] if i.state is S.DOWNLOADING]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert rig.item("genius").state is S.READY and rig.item("genius").bytes_total == total
+
+
 # --- cancel --------------------------------------------------------------------------------------
 
 

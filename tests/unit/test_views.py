@@ -354,3 +354,17 @@ def test_the_composer_says_who_answers_while_the_wanted_model_downloads() -> Non
     assert composer_status(state) == "Smart is answering; Genius takes over when it's ready."
     waiting = replace(state, messages=(_user("hi"), _assistant("", MessageStatus.STREAMING)))
     assert composer_status(waiting) == "Waiting for Genius to download… 30%"
+
+
+def test_the_composer_says_the_chats_model_is_starting_without_a_reply_waiting() -> None:
+    item = DownloadItem("genius", GENIUS_F32, DownloadState.COMPILING, compile_fraction=0.4)
+    state = AppState(downloads={"genius": item}, new_chat_model="genius")
+    assert composer_status(state) == "Starting Genius… 40%"
+    waiting = replace(state, replying=True,
+                      messages=(_user("hi"), _assistant("", MessageStatus.STREAMING)))
+    assert composer_status(waiting) == "Starting Genius… 40%"
+    # Another model starting (not the one this chat asks for) is not this chat's news.
+    other = replace(state, new_chat_model="smart")
+    assert composer_status(other) == ""
+    ready = replace(state, downloads={"genius": replace(item, state=DownloadState.READY)})
+    assert composer_status(ready) == ""

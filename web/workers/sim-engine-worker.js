@@ -39,7 +39,8 @@
 // What is simulated: the GPU (sim_gpu, sim_device_lost, sim_gpu_reset), the upload of
 // the weights and the shader compile (timed to sim_compile_s), and the replies
 // (deterministic text at sim_tps; the prompt's token count is stricter than LocalChat's
-// own estimate: one token per CJK character, the rest at 4 characters a token).
+// own estimate: one token per character from U+1100 on, CJK, kana, Hangul, emoji…, the
+// rest at 2.5 characters a token, where LocalChat's estimate says 3).
 // Side effects: Cache Storage reads, and writes by cache.add() of missing files.
 
 import { WebWorkerMLCEngineHandler } from "../vendor/web-llm/index.js";
@@ -176,23 +177,29 @@ async function checkModelLibrary(buffer) {
   throw new WebAssembly.CompileError(message);
 }
 
-// CJK characters (one token each in a real tokenizer; about 4 other characters make one).
-const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
+// From U+1100 (Hangul Jamo) on, every character is one token: CJK, kana, Hangul, emoji,
+// symbols (a real tokenizer makes about one of each CJK character and more of emoji).
+// LocalChat's estimate (pysrc/localchat/core/context.py, WIDE_FROM) starts there too.
+const WIDE_FROM = 0x1100;
+// The other characters: 2 tokens per 5 characters (2.5 a token), stricter than the app's
+// 3 a token, so that the app's trimming is tested against a count it can't lean on.
+// (A real Llama-3 tokenizer makes about 4 English characters a token.)
 
 /**
- * The prompt's token count: every CJK character (Han, Hiragana, Katakana, Hangul) is one
- * token, the other characters (code points) four to a token, rounded up; at least 1.
+ * The prompt's token count: every character (code point) from U+1100 on is one token,
+ * the others 2.5 to a token, rounded up; at least 1. Never less than LocalChat's own
+ * per-character estimate for the same text.
  */
 function countPromptTokens(texts) {
-  let cjk = 0;
+  let wide = 0;
   let other = 0;
   for (const text of texts) {
     for (const char of text) {
-      if (CJK.test(char)) cjk += 1;
+      if (char.codePointAt(0) >= WIDE_FROM) wide += 1;
       else other += 1;
     }
   }
-  return Math.max(1, cjk + Math.ceil(other / 4));
+  return Math.max(1, wide + Math.ceil((other * 2) / 5));
 }
 
 // ---------------------------------------------------------------------------------

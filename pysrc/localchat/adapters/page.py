@@ -650,8 +650,8 @@ class Page:
             label = views.engine_label(new.engine_choice)
             self.engine_label.textContent = label
             self.engine_label.hidden = not label
-        if first or (old.engine, old.replying, old.downloads) != (
-                new.engine, new.replying, new.downloads):
+        if first or (old.engine, old.replying, old.downloads, old.requested_model_key) != (
+                new.engine, new.replying, new.downloads, new.requested_model_key):
             status = views.composer_status(new)
             if str(self.status.textContent) != status:
                 self.status.textContent = status

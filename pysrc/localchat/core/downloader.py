@@ -257,8 +257,9 @@ class Downloader:
         raise FetchFailure(FailureKind.INVALID, url=source.config_url,
                            detail=f"no tokenizer WebLLM can read in {names!r}")
 
-    def _plan(self, source: ModelSource, tokenizer_url: str,
+    def _plan(self, source: ModelSource, tokenizer_url: str | None,
               tensor_cache: dict[str, Any]) -> _Plan:
+        """The files to fetch (without a tokenizer when `tokenizer_url` is None)."""
         records = tensor_cache.get("records")
         if not isinstance(records, list) or not records:
             raise FetchFailure(FailureKind.INVALID, url=source.tensor_cache_url,
@@ -280,10 +281,12 @@ class Downloader:
             total += nbytes
             shards.append(FileRequest(url, MODEL_CACHE, FileCheck.BYTES, nbytes,
                                       group=source.base_url))
-        tokenizer_check = FileCheck.JSON if tokenizer_url.endswith(".json") else FileCheck.BYTES
-        first = [FileRequest(source.lib_url, WASM_CACHE, FileCheck.WASM, group=source.base_url),
-                 FileRequest(tokenizer_url, MODEL_CACHE, tokenizer_check,
-                             group=source.base_url)]
+        first = [FileRequest(source.lib_url, WASM_CACHE, FileCheck.WASM, group=source.base_url)]
+        if tokenizer_url is not None:
+            tokenizer_check = (FileCheck.JSON if tokenizer_url.endswith(".json")
+                               else FileCheck.BYTES)
+            first.append(FileRequest(tokenizer_url, MODEL_CACHE, tokenizer_check,
+                                     group=source.base_url))
         # The library and the tokenizer first: their sizes are known once they start.
         return _Plan(first + shards, sizes)
 
@@ -299,20 +302,28 @@ class Downloader:
         known = [(CONFIG_CACHE, source.config_url), (MODEL_CACHE, source.tensor_cache_url),
                  (WASM_CACHE, source.lib_url)]
         plan = None
-        if config is not None and tensor_cache is not None:
+        if tensor_cache is not None:
             try:
-                plan = self._plan(source, await self._tokenizer_url(source, config),
-                                  tensor_cache)
+                tokenizer = (await self._tokenizer_url(source, config)
+                             if config is not None else None)
+                plan = self._plan(source, tokenizer, tensor_cache)
             except FetchFailure:
                 plan = None  # damaged metadata: the download replaces it
         if plan is not None:
             known += [(f.cache, f.url) for f in plan.files if f.url != source.lib_url]
+        if plan is not None and config is None:
+            # The config is gone (Retry after a failure to start removes it): the shards
+            # tensor-cache.json lists still count, and whichever tokenizer is stored.
+            known += [(MODEL_CACHE, source.file_url(name))
+                      for name in ("tokenizer.json", "tokenizer.model")]
         stored = await self.transport.stored(known)
         stored_bytes = sum(stored.values())
         if plan is None:
             return Inventory(stored_bytes, None, False)
         good = {url for url, size in stored.items()
                 if plan.sizes.get(url) is None or plan.sizes[url] == size}
+        if config is None:  # the total waits for the config (and the tokenizer it names)
+            return Inventory(sum(stored[u] for u in good), None, False)
         complete = all(url in good for _, url in known)
         total = sum(plan.sizes.values()) + sum(
             size for url, size in stored.items() if url not in plan.sizes)
@@ -367,13 +378,21 @@ class _Run:
         self.flight: dict[str, int] = {}
         self.retries: dict[str, int] = {}
         self.total_known = False
+        self.unsized: set[str] = set()
+        """Files still to fetch whose length isn't known yet (the library, the tokenizer):
+        no total is reported until each has said its length, so that a late file never
+        makes the total grow (and the shown fraction go backwards) during a run."""
         self._last_emit: float | None = None
 
     # --- counting -------------------------------------------------------------------------
 
+    def _total(self) -> int | None:
+        """The bytes of every file whose length is known, once the plan is known."""
+        return sum(self.sizes.values()) if self.total_known else None
+
     def progress(self) -> DownloadProgress:
         done = sum(self.done.values()) + sum(self.flight.values())
-        total = sum(self.sizes.values()) if self.total_known else None
+        total = self._total() if not self.unsized else None
         if total is not None:
             total = max(total, done)
         return DownloadProgress(done, total, max(self.retries.values(), default=0))
@@ -398,12 +417,13 @@ class _Run:
                 self.flight[url] = received
                 if expected is not None and expected > 0:
                     self.sizes.setdefault(url, expected)
+                    self.unsized.discard(url)
                 if received > before and self.retries.get(url):
                     self.retries[url] = 0  # progress: it counts from nothing again
                 self.emit()
 
             attempt = FileRequest(request.url, request.cache, request.check, request.size,
-                                  resume, request.group, self.progress().bytes_total)
+                                  resume, request.group, self._total())
             try:
                 fetched = await self.d.transport.fetch(attempt, on_bytes)
             except FetchFailure as failure:
@@ -420,6 +440,7 @@ class _Run:
                 continue
             self.flight.pop(url, None)
             self.retries.pop(url, None)
+            self.unsized.discard(url)
             self.done[url] = fetched.size
             self.sizes[url] = fetched.size
             self.emit(force=True)
@@ -463,6 +484,8 @@ class _Run:
                 if size is not None:
                     wrong.append((request.cache, request.url))
                 pending.append(request)
+                if request.url not in self.sizes:
+                    self.unsized.add(request.url)
         if wrong:  # stored with the wrong length (not by LocalChat): never keep it
             await transport.remove(wrong)
         self.total_known = True

@@ -100,6 +100,14 @@ def explain_engine_failure(failure: EngineFailure) -> UserMessage:
                            "The model's files could not be downloaded. Check your internet "
                            "connection (models download once, then work offline).",
                            "Check the connection and try again.")
+    if name == "ModelNotFoundError" or "cannot find model record" in lowered:
+        # WebLLM's list of models (its prebuiltAppConfig) has no record of this id: the
+        # site's files don't match each other. Its own words name appConfig and model_list.
+        return UserMessage("The model engine doesn't know this model.",
+                           "This copy of LocalChat lists a model its engine has no record "
+                           "of; the site's files may be out of date or incomplete.",
+                           "Reload the page to get the current version, or choose another "
+                           "model.")
     if name == "EngineTerminated":
         return UserMessage("The model engine was stopped.", text, "Try again.")
     return UserMessage("The model engine reported an error.", f"{name}: {text}", "Try again.")

@@ -713,14 +713,21 @@ class ModelService(ModelView):
             current = self.item(key)
             if not self._still_mine(job) or current is None:
                 return
-            total = report.bytes_total or current.bytes_total
+            if report.bytes_total is None:
+                # Before every file's length is known, the item keeps what it knew (the
+                # bytes stored when the run began, the total of an earlier run): a Retry
+                # never shows less than was there, nor a total that shrinks and grows.
+                done = max(report.bytes_done, current.bytes_done)
+                total = current.bytes_total
+            else:
+                done, total = report.bytes_done, report.bytes_total
             now = self.monotonic()
-            eta.add(now, report.bytes_done)
+            eta.add(now, done)
             persist = now - saved_at >= PERSIST_PROGRESS_S
             if persist:
                 saved_at = now
             self._put(current.updated(
-                bytes_done=report.bytes_done, bytes_total=total, retry=report.retry,
+                bytes_done=done, bytes_total=total, retry=report.retry,
                 eta_seconds=eta.seconds_left(total, now) if total else None), persist=persist)
             if report.bytes_total:
                 self._set_size(key, report.bytes_total)

@@ -289,13 +289,17 @@ def notices_html(state: AppState, gpu_problem: UserMessage | None) -> str:
 
 def composer_status(state: AppState) -> str:
     """The one-line status under the message box (plain text)."""
-    if not state.replying:
-        return ""
-    last = state.messages[-1] if state.messages else None
     key = state.requested_model_key
     item = state.downloads.get(key)
     spec = model_for_key(key)
     name = spec.label if spec else key
+    if not state.replying:
+        # The open conversation's model is being loaded onto the GPU (it was chosen,
+        # opened, or its download just finished): say so, no reply needed.
+        if item is not None and item.state is DownloadState.COMPILING:
+            return f"Starting {name}… {round(item.fraction * 100)}%"
+        return ""
+    last = state.messages[-1] if state.messages else None
     if last is not None and last.status is MessageStatus.STREAMING and not last.content:
         if item is not None and item.state is DownloadState.DOWNLOADING:
             return f"Waiting for {name} to download… {round(item.fraction * 100)}%"
