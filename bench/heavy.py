@@ -8,6 +8,9 @@ per run (headless Chromium with playwright.config.py's flags, `?engine=sim&sw=of
   emphasis), no line break anywhere.
 - `table`: the reply is a Markdown table of 10,000 rows (four columns, some inline
   Markdown in the cells).
+- `sliced` (the path in between, no budget of the issue's own but held to the same): about
+  60 KB of paragraphs with inline Markdown, a code block and a 250-row table: small
+  enough to be formatted, too large for one task, so it is formatted in slices.
 
 The page is reloaded and left to settle on `#/chat` (Markdown installed, the model cache
 checked); then location.hash is set to `#/chat/<id>` and, from that moment:
@@ -22,7 +25,7 @@ checked); then location.hash is set to `#/chat/<id>` and, from that moment:
 
 Medians of `--runs` runs (default 5); the worst run's longest task is printed beside.
 Writes bench/results/heavy-<time>.json. Exit code 1 if a median is over budget.
-Usage: python bench/heavy.py [--runs 5] [--only line,table]
+Usage: python bench/heavy.py [--runs 5] [--only line,table,sliced]
 """
 
 from __future__ import annotations
@@ -156,6 +159,16 @@ def table_reply(rows: int = 10_000) -> str:
     return "\n".join(lines)
 
 
+def sliced_reply() -> str:
+    rng = random.Random(60)
+    paragraphs = [" ".join(rng.choice(VOCAB) if rng.random() > 0.1 else
+                           f"**{rng.choice(VOCAB)}**" for _ in range(80)) + "."
+                  for _ in range(110)]
+    return ("## A long answer\n\n" + "\n\n".join(paragraphs[:55])
+            + "\n\n```python\nprint('sliced')\n```\n\n" + table_reply(250) + "\n\n"
+            + "\n\n".join(paragraphs[55:]))
+
+
 def conversation(name: str, reply: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     cid = f"bench-heavy-{name}"
     start = 1_700_000_000_000
@@ -225,13 +238,16 @@ def measure(browser: Browser, site: str, name: str, reply: str, runs: int,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", default="line,table", help="comma-separated: line, table")
+    parser.add_argument("--only", default="line,table,sliced",
+                        help="comma-separated: line, table, sliced")
     args = parser.parse_args()
     if not (ROOT / "web" / "vendor" / "build.js").is_file():
         print("web/vendor is not built: run `make build` first", file=sys.stderr)
         return 2
     cases = {"line": ("200 KB one-line reply", line_reply),
-             "table": ("10,000-row table", table_reply)}
+             "table": ("10,000-row table", table_reply),
+             "sliced": (f"{len(sliced_reply()) // 1000} KB reply formatted in slices",
+                        sliced_reply)}
     chosen = [c for c in args.only.split(",") if c in cases]
 
     server = make_server("127.0.0.1", 0, ROOT / "web")
