@@ -91,6 +91,16 @@ def test_too_large_to_format_in_budget(source: str) -> None:
     assert heavy.plan(source) is None
 
 
+def test_a_long_paragraph_of_plain_words_is_formatted_one_dense_with_markdown_is_not(
+        ) -> None:
+    plain = " ".join(["the", "model", "wrote", "this"] * 2_500)  # 10 KB, one paragraph
+    p = heavy.plan(plain)
+    assert p is not None and [c.text for c in p.chunks] == [plain]
+    dense = " ".join(["**the**", "`model`", "*wrote*", "[this](https://example.org)"] * 500)
+    assert heavy.block_cost(dense) > heavy.MAX_BLOCK_COST
+    assert heavy.plan(dense) is None
+
+
 def test_a_long_code_block_is_one_chunk_it_renders_fast() -> None:
     source = "```\n" + "code line\n" * 2_000 + "```"
     p = heavy.plan(source)
@@ -111,9 +121,11 @@ def test_plain_pieces_join_to_the_text_and_stay_small(source: str) -> None:
         assert all(p.endswith("\n") for p in pieces[:-1])
 
 
-def test_plain_html_is_escaped_marked_and_noted() -> None:
-    html = heavy.plain_html("<b>hi</b> " * 1_000, pending=True)
+@pytest.mark.parametrize("size", [1_000, 10_000])  # 10 KB and 100 KB: in pieces
+def test_plain_html_is_escaped_marked_and_noted(size: int) -> None:
+    html = heavy.plain_html("<b>hi</b> " * size, pending=True)
     assert "<b>" not in html and heavy.PENDING_ATTR in html
-    assert text(html) == "<b>hi</b> " * 1_000
+    assert text(html) == "<b>hi</b> " * size
+    assert ("plain-piece" in html) == (size * 10 > heavy.PIECES_FROM)
     noted = heavy.plain_html("<b>x</b>", note=heavy.TOO_LONG_NOTE)
     assert heavy.PENDING_ATTR not in noted and text(noted).endswith(heavy.TOO_LONG_NOTE)

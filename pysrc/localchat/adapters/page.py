@@ -404,7 +404,8 @@ class Page:
             if not self._still_shown(m, last, generation):
                 return
             heavy.merge(parts, chunk, md(chunk.text))
-        wrapped = [f'<div class="md-part">{part}</div>' for part in parts]
+        wrapped = [f'<div class="md-part">{part}</div>' for part in parts] if len(
+            parts) > 1 else parts
         bubble = self.doc.createElement("div")
         bubble.className = "bubble markdown"
         for part in wrapped:

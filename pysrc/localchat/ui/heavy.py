@@ -9,11 +9,12 @@ body rows joined into the one table by `merge`). Rendering the chunks one by one
 merging them gives the same HTML as rendering the whole text (tests/unit/test_heavy.py).
 
 `plan` returns None when the message can't be formatted within budget: over
-`MAX_RENDER_CHARS` in all, a block (a paragraph, a list) over `MAX_BLOCK_CHARS` that can't
-be cut (a 200 KB line), a code block over `MAX_FENCE_CHARS`, tables of more than
-`MAX_TABLE_ROWS` rows (laying out a 1,000-row table alone takes ~250 ms here), or link
-reference definitions (they reach across chunks). Such a message stays plain text with
-`TOO_LONG_NOTE`.
+`MAX_RENDER_CHARS` in all, a block (a paragraph, a list) that can't be cut and costs more
+than `MAX_BLOCK_COST` to render (`block_cost`: its length plus `SPECIAL_COST` for each
+character that can start inline Markdown, which is where markdown-it spends its time), a
+code block over `MAX_FENCE_CHARS`, tables of more than `MAX_TABLE_ROWS` rows (laying out
+a 1,000-row table alone takes ~250 ms here), or link reference definitions (they reach
+across chunks). Such a message stays plain text with `TOO_LONG_NOTE`.
 """
 
 from __future__ import annotations
@@ -22,24 +23,30 @@ import re
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["CHUNK_CHARS", "MAX_BLOCK_CHARS", "MAX_FENCE_CHARS", "MAX_RENDER_CHARS",
+__all__ = ["CHUNK_CHARS", "MAX_BLOCK_COST", "MAX_FENCE_CHARS", "MAX_RENDER_CHARS",
            "MAX_TABLE_ROWS", "PENDING_ATTR", "SYNC_CHARS", "TOO_LONG_NOTE", "Chunk", "Plan",
-           "is_heavy", "merge", "plain_html", "plain_pieces", "plan"]
+           "block_cost", "is_heavy", "merge", "plain_html", "plain_pieces", "plan"]
 
 SYNC_CHARS = 5_000
 """Up to this many characters a message's Markdown is rendered at once (≈ 50 ms at most)."""
 CHUNK_CHARS = 3_000
 """Target size of one chunk (one task's rendering)."""
-MAX_BLOCK_CHARS = 5_000
-"""A block that can't be cut renders in one task: at most this long."""
+MAX_BLOCK_COST = 60_000
+"""A block that can't be cut renders in one task: at most this costly (`block_cost`).
+Measured with markdown-it-py in CPython, ~0.3 µs a unit for prose dense with Markdown
+(0.07 µs a character for plain words), Pyodide 3-4 times slower: ≤ ~60 ms in the page."""
+SPECIAL_COST = 40
 MAX_FENCE_CHARS = 50_000
 """Code blocks are cheap to render (no inline parsing): one can be this long."""
 MAX_RENDER_CHARS = 100_000
 MAX_TABLE_ROWS = 300
 PIECE_CHARS = 4_000
-"""Plain text is shown in pieces of about this size (laid out only when on screen)."""
+"""Plain text over PIECES_FROM is shown in pieces of about this size, each laid out only
+when on screen (CSS content-visibility; until then it has no innerText)."""
+PIECES_FROM = 20_000
 PART_CHARS = 20_000
-"""Rendered HTML is inserted in parts of about this size (laid out only when on screen)."""
+"""Rendered HTML is inserted in parts of about this size (when there are several, each is
+laid out only when on screen)."""
 
 TOO_LONG_NOTE = "Shown as plain text: this reply is too long to format."
 PENDING_ATTR = 'data-render="pending"'
@@ -50,6 +57,7 @@ _LIST_OR_INDENT = re.compile(r"(\s|[-*+](\s|$)|\d{1,9}[.)](\s|$))")
 _REFERENCE = re.compile(r" {0,3}\[[^\]]+\]:")
 _DELIMITER_ROW = re.compile(r" {0,3}\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 _ROW = re.compile(r" {0,3}\|")
+_SPECIAL = re.compile(r"[*_`\[\]<>&!~\\]")
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,12 @@ class Plan:
 
 def is_heavy(text: str) -> bool:
     return len(text) > SYNC_CHARS
+
+
+def block_cost(text: str) -> int:
+    """Rendering cost estimate: characters, and more for each that can start inline
+    Markdown (emphasis, code, links, entities, escapes)."""
+    return len(text) + SPECIAL_COST * len(_SPECIAL.findall(text))
 
 
 def _blocks(lines: list[str]) -> list[tuple[int, int, bool]]:
@@ -161,7 +175,8 @@ def plan(text: str, chunk_chars: int = CHUNK_CHARS) -> Plan | None:
             else:
                 chunks.append(Chunk("\n".join(group), continues_table=True))
             continue
-        if length > (MAX_FENCE_CHARS if fenced else MAX_BLOCK_CHARS):
+        if (length > MAX_FENCE_CHARS if fenced
+                else length > chunk_chars and block_cost("\n".join(block)) > MAX_BLOCK_COST):
             return None
         rows_total += sum(1 for line in block if _ROW.match(line))
         if rows_total > MAX_TABLE_ROWS:
@@ -211,7 +226,8 @@ def plain_pieces(text: str, piece_chars: int = PIECE_CHARS) -> list[str]:
 def plain_html(text: str, pending: bool = False, note: str | None = None) -> str:
     """Escaped plain text in pieces; `pending`: its rendered HTML will replace it."""
     mark = f" {PENDING_ATTR}" if pending else ""
-    body = "".join(f'<div class="plain-piece">{escape(p)}</div>' for p in plain_pieces(text))
+    body = escape(text) if len(text) <= PIECES_FROM else "".join(
+        f'<div class="plain-piece">{escape(p)}</div>' for p in plain_pieces(text))
     out = f'<div class="plain-text"{mark}>{body}</div>'
     if note:
         out += f'<p class="record-note">{escape(note)}</p>'
