@@ -269,7 +269,7 @@ def main() -> int:
 
     budgets: dict[str, dict[str, Any]] = {}
     print(f"\nheavy messages (medians of {args.runs} runs):")
-    print(f"  {'measurement':<46}{'value':>9}      {'budget':<12}result")
+    print(f"  {'measurement':<58}{'value':>9}      {'budget':<12}result")
 
     def row(label: str, value: float, key: str | None = None,
             limit: float | None = None) -> None:
@@ -278,7 +278,7 @@ def main() -> int:
             passed = value <= limit
             budgets[key] = {"value": value, "limit": limit, "pass": passed}
             verdict, text = ("ok" if passed else "OVER BUDGET"), f"<= {limit:g} ms"
-        print(f"  {label:<46}{value:>9,.0f} ms   {text:<12}{verdict}")
+        print(f"  {label:<58}{value:>9,.0f} ms   {text:<12}{verdict}")
 
     for key, r in results.items():
         label = cases[key][0]

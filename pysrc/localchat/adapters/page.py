@@ -4,7 +4,8 @@ Owns the region roots of index.html (sidebar list, thread, notices, composer sta
 performance panel, confirmation dialog, live regions), one delegated listener per
 region root, and the streaming path: streamed text is appended to one node, never by
 re-rendering the thread. The thread is patched per message (only changed or new
-messages are rendered; Markdown is rendered once per finished message). The
+messages are rendered; Markdown is rendered once per finished message; a long one is
+shown as plain text first and formatted in slices, one task each, see ui/heavy.py). The
 composer's textarea is never re-rendered, so focus, selection and IME state survive.
 """
 
