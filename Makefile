@@ -14,7 +14,7 @@ export CHROMIUM
 help:
 	@echo "make serve [PORT=8000]   build and serve the site on http://$(HOST):$(PORT)"
 	@echo "make test                lint, unit tests (CPython) and browser tests (Chromium)"
-	@echo "make bench               boot benchmark against a bare-Pyodide page"
+	@echo "make bench               benchmarks: boot, chat, models, tabs, heavy messages"
 
 # --- set-up -------------------------------------------------------------------------
 
@@ -60,8 +60,8 @@ test: build chromium lint
 bench: build chromium
 	$(PY) bench/boot.py; boot=$$?; $(PY) bench/chat.py; chat=$$?; $(PY) bench/models.py; \
 	models=$$?; $(PY) bench/tabs.py; tabs=$$?; $(PY) bench/tabs_downloads.py; \
-	tabdl=$$?; $(PY) bench/memory.py; memory=$$?; \
-	exit $$(( boot || chat || models || tabs || tabdl || memory ))
+	tabdl=$$?; $(PY) bench/heavy.py; heavy=$$?; $(PY) bench/memory.py; memory=$$?; \
+	exit $$(( boot || chat || models || tabs || tabdl || heavy || memory ))
 
 clean:
 	rm -rf web/vendor .build test-results

@@ -44,6 +44,14 @@ def test_tables(md: MarkdownRenderer) -> None:
     assert "Smart" in text(html)
 
 
+def test_table_alignment_is_a_class_never_an_inline_style(md: MarkdownRenderer) -> None:
+    html = md.render("| a | b | c | d |\n|:-:|--:|:--|---|\n| 1 | 2 | 3 | 4 |\n")
+    assert "style" not in html  # the site's policy refuses inline styles
+    cells = [e for e in elements(html) if e.tag in ("th", "td")]
+    assert [c.attrs.get("class") for c in cells] == [
+        "align-center", "align-right", "align-left", None] * 2
+
+
 def test_fenced_code_gets_a_language_label_and_a_copy_button(md: MarkdownRenderer) -> None:
     html = md.render('```python\nprint("<b>hi</b>")\n```\n')
     button = [e.attrs for e in elements(html, "button")]

@@ -4,7 +4,8 @@ Owns the region roots of index.html (sidebar list, thread, notices, composer sta
 performance panel, confirmation dialog, live regions), one delegated listener per
 region root, and the streaming path: streamed text is appended to one node, never by
 re-rendering the thread. The thread is patched per message (only changed or new
-messages are rendered; Markdown is rendered once per finished message). The
+messages are rendered; Markdown is rendered once per finished message; a long one is
+shown as plain text first and formatted in slices, one task each, see ui/heavy.py). The
 composer's textarea is never re-rendered, so focus, selection and IME state survive.
 """
 
@@ -16,13 +17,14 @@ from typing import Any, Protocol
 
 import js  # type: ignore[import-not-found]
 
-from ..core.conversation import Message
+from ..core.conversation import Message, Role
 from ..core.errors import UserMessage
 from ..core.gpu import explain_gpu
 from ..core.state import AppState
 from ..core.transfer import MAX_IMPORT_BYTES
-from ..ui import views
+from ..ui import heavy, views
 from .ffi import create_proxy, later
+from .packages import browser_turn
 
 __all__ = ["Actions", "Page"]
 
@@ -86,6 +88,9 @@ class Page:
         self._stream_node: Any = None
         self._stream_id: str | None = None
         self._rendered: dict[str, tuple[Message, bool, str]] = {}
+        self._generation = 0
+        """Bumped whenever the thread is rendered anew: pending heavy renders then stop."""
+        self._heavy_tasks: set[asyncio.Task[None]] = set()
         self._window = views.THREAD_WINDOW
         self._sidebar_window = (0, 0)
         self._sidebar_frame = False
@@ -350,9 +355,76 @@ class Page:
         cached = self._rendered.get(m.id)
         if cached is not None and cached[0] == m and cached[1] == last:
             return cached[2]
-        html = views.message_html(m, simulated, self.markdown, last)
+        html = views.message_html(m, simulated, self._markdown_for(m, last), last)
         self._rendered[m.id] = (m, last, html)
         return html
+
+    def _markdown_for(self, m: Message, last: bool) -> views.Markdown | None:
+        """The Markdown renderer for one message: at once when it is small; when it is
+        long, plain text now and its HTML rendered in slices later (`_render_heavy`), or
+        plain text with a note when it is too large to format within budget."""
+        md = self.markdown
+        if md is None or m.role is not Role.ASSISTANT or not heavy.is_heavy(m.content):
+            return md
+
+        def render(text: str) -> str:
+            chunks = heavy.plan(text)
+            if chunks is None:
+                return heavy.plain_html(text, note=heavy.TOO_LONG_NOTE)
+            task = asyncio.ensure_future(self._render_heavy(m, last, chunks, self._generation))
+            self._heavy_tasks.add(task)
+            task.add_done_callback(self._heavy_done)
+            self.doc.body.dataset.heavyRenders = str(len(self._heavy_tasks))
+            return heavy.plain_html(text, pending=True)
+        return render
+
+    def _heavy_done(self, task: asyncio.Task[None]) -> None:
+        self._heavy_tasks.discard(task)
+        # How many long messages are still being rendered (tests and benchmarks wait on 0).
+        self.doc.body.dataset.heavyRenders = str(len(self._heavy_tasks))
+        if not task.cancelled() and task.exception() is not None:
+            js.console.error(f"LocalChat: a long message could not be rendered: "
+                             f"{task.exception()!r}")
+
+    def _still_shown(self, m: Message, last: bool, generation: int) -> bool:
+        """The message is still the one on screen, unchanged, in the same thread."""
+        cached = self._rendered.get(m.id)
+        return (generation == self._generation and cached is not None
+                and cached[0] == m and cached[1] == last)
+
+    async def _render_heavy(self, m: Message, last: bool, chunks: heavy.Plan,
+                            generation: int) -> None:
+        """Render a long message chunk by chunk, one per task, build its bubble part by
+        part (detached: nothing is laid out), then swap it in if the message is still
+        the one shown."""
+        md = self.markdown
+        assert md is not None
+        parts: list[str] = []
+        for chunk in chunks.chunks:
+            await browser_turn()
+            if not self._still_shown(m, last, generation):
+                return
+            heavy.merge(parts, chunk, md(chunk.text))
+        wrapped = [f'<div class="md-part">{part}</div>' for part in parts] if len(
+            parts) > 1 else parts
+        bubble = self.doc.createElement("div")
+        bubble.className = "bubble markdown"
+        for part in wrapped:
+            await browser_turn()
+            if not self._still_shown(m, last, generation):
+                return
+            bubble.insertAdjacentHTML("beforeend", part)
+        article = next((n for n in self.thread.querySelectorAll("article[data-message-id]")
+                        if n.getAttribute("data-message-id") == m.id), None)
+        old = article.querySelector(".bubble") if article else None
+        if (old is None or not old.querySelector(f"[{heavy.PENDING_ATTR}]")
+                or not self._still_shown(m, last, generation) or self._state is None):
+            return
+        old.replaceWith(bubble)
+        inner = "".join(wrapped)
+        simulated = self._state.engine_choice.simulated
+        self._rendered[m.id] = (m, last, views.message_html(m, simulated, lambda _: inner, last))
+        self._scroll_if_following()
 
     def _render_thread(self, new: AppState, full: bool) -> None:
         self._stream_node = None
@@ -360,6 +432,7 @@ class Page:
         if full or not new.messages or new.not_found_id is not None:
             if full:
                 self._rendered.clear()
+                self._generation += 1
             self.thread.innerHTML = (views.thread_html(new, self.markdown, self._window)
                                      if not new.messages or new.not_found_id is not None
                                      else self._thread_body(new)) + ANCHOR
@@ -446,6 +519,7 @@ class Page:
         self.markdown = render
         if self._state is not None and self._state.messages:
             self._rendered.clear()
+            self._generation += 1
             follow = self._follow
             top = self.thread.scrollTop
             self.thread.innerHTML = self._thread_body(self._state) + ANCHOR

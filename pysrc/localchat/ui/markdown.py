@@ -14,7 +14,8 @@ name), unless its text already is its address. Bidirectional control characters 
 text (they can make "gro.elpmaxe" read as another host) are shown as visible marks,
 "[U+202E]". Images are not loaded (a model could otherwise make the page contact any
 host): `![alt](url)` shows as "!" and a plain link to the image's address, which opens only
-if clicked. Code blocks get a Copy button (`data-action="copy-code"`).
+if clicked. Code blocks get a Copy button (`data-action="copy-code"`). Table columns are
+aligned with classes (`align-left`, `align-center`, `align-right`), never inline styles.
 
 Nesting: markdown-it stops parsing blocks nested deeper than its limit (`maxNesting`,
 20 levels of blockquotes or lists) and drops their text. A message that reaches it is
@@ -107,6 +108,8 @@ class MarkdownRenderer:
         md.add_render_rule("link_close", renderer._link_close)
         md.add_render_rule("fence", renderer._fence)
         md.add_render_rule("code_block", renderer._fence)
+        md.add_render_rule("th_open", renderer._cell_open)
+        md.add_render_rule("td_open", renderer._cell_open)
         md.block.tokenize = _noting_nesting_limit(md.block.tokenize)
         return renderer
 
@@ -133,6 +136,18 @@ class MarkdownRenderer:
         host = tokens[idx].meta.get("host_label", "")
         label = f'<span class="link-host"> ({escape(host)})</span>' if host else ""
         return label + str(renderer.renderToken(tokens, idx, options, env))
+
+    @staticmethod
+    def _cell_open(renderer: Any, tokens: list[Any], idx: int, options: Any, env: Any) -> str:
+        """A table cell aligned by a class, not markdown-it's `style="text-align:…"`: the
+        site's policy refuses inline styles (each cell would be a reported violation,
+        and unaligned)."""
+        token = tokens[idx]
+        style = str(token.attrGet("style") or "")
+        if style.startswith("text-align:"):
+            token.attrs.pop("style", None)
+            token.attrSet("class", "align-" + style.removeprefix("text-align:"))
+        return str(renderer.renderToken(tokens, idx, options, env))
 
     @staticmethod
     def _fence(renderer: Any, tokens: list[Any], idx: int, options: Any, env: Any) -> str:

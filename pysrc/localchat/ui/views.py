@@ -25,6 +25,7 @@ from ..core.downloads import (
 from ..core.errors import UserMessage
 from ..core.settings import EngineChoice, EngineKind
 from ..core.state import AppState, StorageInfo
+from . import heavy
 
 __all__ = [
     "SIDEBAR_ITEM_PX",
@@ -121,6 +122,9 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
         parts.append(f'<div class="bubble markdown">{markdown(m.content)}</div>')
     elif m.role is Role.ASSISTANT and m.status is MessageStatus.ERROR and not m.content:
         pass
+    elif m.status is not MessageStatus.STREAMING and heavy.is_heavy(m.content):
+        # In pieces the browser lays out only when they are on screen.
+        parts.append(f'<div class="bubble">{heavy.plain_html(m.content)}</div>')
     else:
         parts.append(f'<div class="bubble">{escape(m.content)}</div>')
     if m.role is Role.ASSISTANT:
