@@ -141,7 +141,8 @@ def fetch_wheels() -> list[Path]:
 
 
 def vendor_wheels(wheels: list[Path]) -> list[dict[str, str]]:
-    """Copy wheels next to pyodide-lock.json and patch the lock so they load offline.
+    """Copy wheels next to pyodide-lock.json and patch the lock so they load offline; the
+    lock lists only the packages served.
 
     The lock file names micropip by file name and sha256; PyPI's wheel differs byte-wise
     from the one Pyodide's CDN serves, and a mismatch only logs and returns, so the lock
@@ -159,6 +160,14 @@ def vendor_wheels(wheels: list[Path]) -> list[dict[str, str]]:
         if entry is not None:
             entry["file_name"] = whl.name
             entry["sha256"] = digest
+    # Only what this site serves: the ~350 other packages have no files here (nothing can
+    # load them offline), and micropip turns the whole lock into Python objects when it is
+    # imported (a 50-80 ms task after ready with all of them).
+    names = {w["file"] for w in served}
+    lock["packages"] = {k: v for k, v in lock["packages"].items() if v["file_name"] in names}
+    missing = {d for v in lock["packages"].values() for d in v["depends"]} - set(lock["packages"])
+    if missing:
+        raise SystemExit(f"build: served packages depend on unserved ones: {sorted(missing)}")
     out = VENDOR / "pyodide" / "pyodide-lock.json"
     text = json.dumps(lock, separators=(",", ":"), sort_keys=True)
     if not out.is_file() or out.read_text() != text:

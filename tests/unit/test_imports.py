@@ -79,3 +79,28 @@ def test_a_failing_module_leaves_nothing_half_imported(package: Path) -> None:
     import slicedpkg  # a plain import afterwards starts afresh and works
 
     assert slicedpkg.answer() == 42
+
+
+def test_a_lazy_module_runs_only_when_first_used(tmp_path: Path) -> None:
+    (tmp_path / "lazymod.py").write_text("import sys\nsys.lazymod_runs += 1\nVALUE = 7\n")
+    (tmp_path / "usesit.py").write_text("import lazymod\ndef get():\n    return lazymod.VALUE\n")
+    sys.path.insert(0, str(tmp_path))
+    sys.lazymod_runs = 0  # type: ignore[attr-defined]
+    try:
+        pauses: list[int] = []
+
+        async def pause() -> None:
+            assert "lazymod" in sys.modules
+            pauses.append(sys.lazymod_runs)  # type: ignore[attr-defined]
+
+        asyncio.run(import_in_slices(["lazymod", "usesit"], pause, lazy={"lazymod"}))
+        assert pauses == [0, 0]  # registered, imported by usesit, never run
+        import usesit
+
+        assert usesit.get() == 7  # the first use runs it, once
+        assert usesit.get() == 7 and sys.lazymod_runs == 1  # type: ignore[attr-defined]
+    finally:
+        del sys.lazymod_runs  # type: ignore[attr-defined]
+        sys.path.remove(str(tmp_path))
+        for name in ("lazymod", "usesit"):
+            sys.modules.pop(name, None)

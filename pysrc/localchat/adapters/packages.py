@@ -33,12 +33,17 @@ async def browser_turn() -> None:
     await turn
 
 
+# Imported by urllib.parse for bracketed (IPv6) hosts only, which the site's own URLs
+# never have: run on first use instead of as a 20-80 ms task after ready.
+LAZY_MODULES = frozenset({"ipaddress"})
+
+
 async def import_sliced(*packages: str) -> None:
     """Import each of `packages` one module per task (core/imports.py), in the order
     recorded at build time."""
     orders = json.loads(ORDER_FILE.read_text()) if ORDER_FILE.is_file() else {}
     for package in packages:
-        await import_in_slices(orders.get(package, [package]), browser_turn)
+        await import_in_slices(orders.get(package, [package]), browser_turn, LAZY_MODULES)
 
 
 async def install_vendored_wheels(site_base: str, names: tuple[str, ...]) -> None:

@@ -22,20 +22,25 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from types import ModuleType
 
 __all__ = ["import_in_slices"]
 
 
-async def import_in_slices(order: Iterable[str], pause: Callable[[], Awaitable[None]]
-                           ) -> None:
+async def import_in_slices(order: Iterable[str], pause: Callable[[], Awaitable[None]],
+                           lazy: Collection[str] = ()) -> None:
     """Import every module of `order` (dependencies first, packages after their
-    submodules), awaiting `pause()` after each one that ran."""
+    submodules), awaiting `pause()` after each one that ran. A top-level module named in
+    `lazy` is only registered: it runs when one of its attributes is first used, if ever
+    (`ipaddress`, which `urllib.parse` imports for the rare bracketed host, is a 20-80 ms
+    module)."""
     waiting: dict[str, ModuleType] = {}  # packages in sys.modules whose __init__ hasn't run
     try:
         for name in order:
-            if name in waiting:
+            if name in lazy and name not in sys.modules and "." not in name:
+                _register_lazily(name)
+            elif name in waiting:
                 _run_init(waiting.pop(name))
             elif name in sys.modules:
                 continue
@@ -50,6 +55,31 @@ async def import_in_slices(order: Iterable[str], pause: Callable[[], Awaitable[N
     # innermost first, so that each package is complete.
     for name in sorted(waiting, key=lambda n: n.count("."), reverse=True):
         _run_init(waiting.pop(name))
+
+
+class _Deferred(ModuleType):
+    """A registered module whose code has not run: the first attribute it lacks runs it,
+    in this same module object (importlib.util.LazyLoader would run it already when an
+    `import` statement reads its `__spec__`)."""
+
+    def __getattr__(self, attr: str) -> object:
+        if attr == "__path__":  # asked by the import system of any module: not a use
+            raise AttributeError(attr)
+        self.__class__ = ModuleType  # type: ignore[assignment]
+        spec = self.__spec__
+        assert spec is not None and spec.loader is not None
+        spec.loader.exec_module(self)
+        return getattr(self, attr)
+
+
+def _register_lazily(name: str) -> None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is not None:
+        importlib.import_module(name)  # nothing to defer (or a package): import as usual
+        return
+    module = importlib.util.module_from_spec(spec)
+    module.__class__ = _Deferred
+    sys.modules[name] = module
 
 
 def _placeholders_for_parents(name: str, waiting: dict[str, ModuleType]) -> None:
