@@ -48,6 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tools.devserver import make_server  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from chat import SEED_JS  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location("playwright_config", ROOT / "playwright.config.py")
 assert _spec and _spec.loader
 config = importlib.util.module_from_spec(_spec)
@@ -73,18 +76,8 @@ try {
 }
 """
 
-SEED_JS = """([conversations, messages]) => new Promise((resolve, reject) => {
-  const req = indexedDB.open("localchat");
-  req.onerror = () => reject(req.error);
-  req.onsuccess = () => {
-    const db = req.result;
-    const tx = db.transaction(["conversations", "messages"], "readwrite");
-    for (const c of conversations) tx.objectStore("conversations").put(c);
-    for (const m of messages) tx.objectStore("messages").put(m);
-    tx.oncomplete = () => { db.close(); resolve(); };
-    tx.onerror = () => reject(tx.error);
-  };
-})"""
+# SEED_JS: bench/chat.py's (the raw IndexedDB writes of an earlier session).
+
 
 # From the hash change: {first, painted, settled, t0, ending}, times in ms from t0.
 OPEN_JS = """([id, replyId]) => new Promise((resolve) => {

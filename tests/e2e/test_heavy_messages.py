@@ -16,19 +16,6 @@ from .pages.chat import ChatPage
 TOO_LONG_NOTE = "Shown as plain text: this reply is too long to format."  # ui/heavy.py
 SMART = "Llama-3.2-3B-Instruct-q4f16_1-MLC"
 
-SEED = """([conversations, messages]) => new Promise((resolve, reject) => {
-    const req = indexedDB.open("localchat");
-    req.onerror = () => reject(req.error);
-    req.onsuccess = () => {
-        const db = req.result;
-        const tx = db.transaction(["conversations", "messages"], "readwrite");
-        for (const c of conversations) tx.objectStore("conversations").put(c);
-        for (const m of messages) tx.objectStore("messages").put(m);
-        tx.oncomplete = () => { db.close(); resolve(); };
-        tx.onerror = () => reject(tx.error);
-    };
-})"""
-
 NO_RENDER_PENDING = """() => (document.body.dataset.heavyRenders || "0") === "0"
     && !document.querySelector('#thread [data-render="pending"]')"""
 
@@ -53,7 +40,7 @@ def long_reply() -> str:
             + "\n\n".join(paragraphs[60:]) + "\n\nThe very last words.")
 
 
-def seed(page: Page, *chats: tuple[str, str, str]) -> None:
+def seed(chat: ChatPage, *chats: tuple[str, str, str]) -> None:
     """Each chat: (id, title, reply) — a question and that reply."""
     conversations: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
@@ -66,12 +53,12 @@ def seed(page: Page, *chats: tuple[str, str, str]) -> None:
         messages.append({"id": f"{cid}-a", "conversationId": cid, "role": "assistant",
                          "content": reply, "createdAt": t + 1, "status": "done",
                          "model": SMART})
-    page.evaluate(SEED, [conversations, messages])
+    chat.seed(conversations, messages)
 
 
 def open_seeded(page: Page, site_url: str, *chats: tuple[str, str, str]) -> ChatPage:
     chat = ChatPage(page, site_url).open()
-    seed(page, *chats)
+    seed(chat, *chats)
     chat.reload()
     expect(page.locator("body")).to_have_attribute("data-markdown", "ready")
     return chat
@@ -105,7 +92,7 @@ def test_a_long_reply_opened_at_start_is_formatted_in_slices_into_one_table(
         page: Page, site_url: str) -> None:
     text = long_reply()
     chat = ChatPage(page, site_url).open()
-    seed(page, ("long", "Long answer", text))
+    seed(chat, ("long", "Long answer", text))
     # Opened by its address: the reply is shown before Markdown is ready, then formatted.
     page.evaluate("() => { location.hash = '#/chat/long'; }")
     chat.reload()
