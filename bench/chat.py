@@ -64,7 +64,7 @@ worker stays out of the figures. Medians over `--runs` runs (default 5).
 
 Writes bench/results/chat-<time>.json and prints a table. Budget misses are printed but
 do not change the exit code (0); a page that fails to work (e.g. no reply) raises.
-Usage: python bench/chat.py [--runs 5] [--only streaming,open,sidebar]
+Usage: python bench/chat.py [--runs 5] [--only paced,streaming,open,sidebar]
 """
 
 from __future__ import annotations

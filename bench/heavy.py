@@ -31,7 +31,6 @@ Usage: python bench/heavy.py [--runs 5] [--only line,table,sliced]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -48,36 +47,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tools.devserver import make_server  # noqa: E402
 
+# The chat bench's page set-up: the same flags, query, model, long-task probe and raw
+# IndexedDB seeding (the records an earlier session would have left).
 sys.path.insert(0, str(ROOT / "bench"))
-from chat import SEED_JS  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("playwright_config", ROOT / "playwright.config.py")
-assert _spec and _spec.loader
-config = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(config)
-
-QUERY = config.FAST_SIM + "&sw=off"
-MODEL_ID = "Llama-3.2-3B-Instruct-q4f16_1-MLC"
-TIMEOUT_MS = 120_000
+from chat import LONGTASK_PROBE, MODEL_ID, QUERY, SEED_JS, TIMEOUT_MS, config  # noqa: E402
 
 BUDGET_LONGEST_TASK_MS = 100.0
 BUDGET_FIRST_TEXT_MS = 500.0
-
-LONGTASK_PROBE = """
-window.__longtasks = [];
-try {
-  new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      window.__longtasks.push({start: e.startTime, duration: e.duration});
-    }
-  }).observe({type: "longtask", buffered: true});
-} catch (err) {
-  window.__longtasks = null;
-}
-"""
-
-# SEED_JS: bench/chat.py's (the raw IndexedDB writes of an earlier session).
-
 
 # From the hash change: {first, painted, settled, t0, ending}, times in ms from t0.
 OPEN_JS = """([id, replyId]) => new Promise((resolve) => {
