@@ -211,23 +211,26 @@ def wheel_with_bytecode(whl: Path) -> Path:
 PAGE_CWD = "/home/pyodide"
 
 
-def compile_bytecode(sources: dict[str, bytes], dest: str = "") -> dict[str, bytes]:
+def compile_bytecode(sources: dict[str, bytes], dest: str = "",
+                     record: list[str] | None = None) -> dict[str, bytes]:
     """The .pyc files for `sources` (archive path -> source), compiled by the vendored
     Pyodide under node (tools/compile_pyc.mjs), so they match the page's Python exactly;
     `dest` is where the page has them (PAGE_CWD unless given), for tracebacks. Cached in
     .build/pyc/ by the sources' and Pyodide's hash: a rebuild with unchanged sources does
-    not start Pyodide."""
+    not start Pyodide. With `record` (module names), also the code dataclasses generates
+    for those modules' classes, compiled (`localchat/generated_code.bin`: core/codecache.py)."""
     dest = dest or PAGE_CWD
     digest = hashlib.sha256((NODE / "pyodide" / "package.json").read_bytes())
     digest.update((ROOT / "tools" / "compile_pyc.mjs").read_bytes())
-    digest.update(dest.encode() + b"\0")
+    digest.update(dest.encode() + b"\0" + json.dumps(record or []).encode() + b"\0")
     for rel, data in sorted(sources.items()):
         digest.update(rel.encode() + b"\0" + data + b"\0")
     tag = hashlib.sha256(dest.encode() + min(sources, default="").encode()).hexdigest()[:8]
     cached = CACHE / "pyc" / f"{tag}-{digest.hexdigest()[:20]}.json"
     if not cached.is_file():
         log(f"compiling {len(sources)} Python files to bytecode with Pyodide")
-        request = {"dest": dest, "files": {k: v.decode() for k, v in sources.items()}}
+        request = {"dest": dest, "files": {k: v.decode() for k, v in sources.items()},
+                   "record": record or []}
         done = subprocess.run(["node", str(ROOT / "tools" / "compile_pyc.mjs")],
                               input=json.dumps(request).encode(), capture_output=True)
         if done.returncode != 0:
@@ -300,13 +303,18 @@ def build_app_archive(wheels: list[dict[str, str]]) -> Path:
     The archive carries the sources and their bytecode (compiled by the same Pyodide, so
     the page skips compiling at boot), and `localchat/vendored_wheels.json`, the wheels
     served next to Pyodide, so the app can install them with micropip without another
-    request, and `localchat/import_order.json` (`import_orders`).
+    request, `localchat/import_order.json` (`import_orders`), and
+    `localchat/generated_code.bin`, the compiled code of the app's dataclasses' generated
+    methods (core/codecache.py).
     """
     out = VENDOR / "app" / "localchat.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
     sources = {str(p.relative_to(ROOT / "pysrc")): p.read_bytes()
                for p in sorted((ROOT / "pysrc" / "localchat").rglob("*.py"))}
-    members = {**sources, **compile_bytecode(sources)}
+    # The pure modules (core, ui, ports) define every dataclass and import under node.
+    pure = sorted(rel[:-3].replace("/", ".").removesuffix(".__init__") for rel in sources
+                  if rel.startswith(("localchat/core/", "localchat/ui/", "localchat/ports")))
+    members = {**sources, **compile_bytecode(sources, record=pure)}
     tmp = out.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for rel, data in sorted(members.items()):

@@ -7,6 +7,9 @@
 // The .pyc files are "unchecked-hash" ones: Python uses them without comparing the
 // source's timestamp (an unpacked archive has no meaningful mtimes); the build makes
 // both from the same sources, so they cannot disagree.
+// With "record": ["localchat.core.x", ...] in the request, it also imports those modules
+// and writes "localchat/generated_code.bin": the code dataclasses generates for their
+// classes, compiled (pysrc/localchat/core/codecache.py), so the page skips that too.
 // Usage: node tools/compile_pyc.mjs < request.json > pyc.json (run by tools/build.py).
 
 import { loadPyodide } from "../node_modules/pyodide/pyodide.mjs";
@@ -37,5 +40,18 @@ list(out.items())
 const result = {};
 for (const [rel, cfile] of compiled) {
   result[rel] = Buffer.from(pyodide.FS.readFile(cfile)).toString("base64");
+}
+if (request.record && request.record.length) {
+  pyodide.globals.set("request_record", pyodide.toPy(request.record));
+  const table = pyodide.runPython(`
+import base64, importlib, sys
+sys.path.insert(0, request_dest)
+from localchat.core import codecache
+hook = codecache.record()
+for name in request_record:
+    importlib.import_module(name)
+base64.b64encode(codecache.compile_table(hook.missed)).decode()
+`);
+  result[`localchat/${"generated_code.bin"}`] = table;
 }
 process.stdout.write(JSON.stringify(result));

@@ -80,6 +80,39 @@ str(len(mods)) + " " + ",".join(bad)
     assert bad == "", f"modules without usable bytecode: {bad}"
 
 
+def test_the_apps_dataclasses_get_their_methods_compiled_by_the_build(page: Page,
+                                                                     site_url: str) -> None:
+    ChatPage(page, site_url).open()
+    # core/codecache.py: dataclasses' generated methods come from generated_code.bin.
+    found = page.evaluate("""async () => {
+        const pyodide = await window.localchat.pyodide;
+        return pyodide.runPython(`
+import dataclasses, sys, types
+from localchat.core import codecache
+hook = codecache.INSTALLED
+def nested(code):
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield c
+            yield from nested(c)
+stored = {id(c) for code in hook.table.values() for c in nested(code)} if hook else set()
+classes, compiled = 0, []
+for name, m in list(sys.modules.items()):
+    if not name.startswith("localchat"):
+        continue
+    for obj in vars(m).values():
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == name:
+            classes += 1
+            if id(obj.__init__.__code__) not in stored:
+                compiled.append(obj.__qualname__)
+f"{classes} {','.join(compiled)}"
+`);
+    }""")
+    count, compiled = found.split(" ")
+    assert int(count) >= 25, found
+    assert compiled == "", f"dataclasses whose methods were compiled at boot: {compiled}"
+
+
 def test_the_standard_library_is_imported_from_bytecode(page: Page, site_url: str) -> None:
     """Pyodide's python_stdlib.zip ships sources only; the build adds bytecode beside each
     module (tools/stdlib_pyc.mjs), so an import no longer compiles its module first
