@@ -212,7 +212,8 @@ PAGE_CWD = "/home/pyodide"
 
 
 def compile_bytecode(sources: dict[str, bytes], dest: str = "",
-                     record: list[str] | None = None) -> dict[str, bytes]:
+                     record: list[str] | None = None,
+                     checked: list[str] | None = None) -> dict[str, bytes]:
     """The .pyc files for `sources` (archive path -> source), compiled by the vendored
     Pyodide under node (tools/compile_pyc.mjs), so they match the page's Python exactly;
     `dest` is where the page has them (PAGE_CWD unless given), for tracebacks. Cached in
@@ -222,7 +223,7 @@ def compile_bytecode(sources: dict[str, bytes], dest: str = "",
     dest = dest or PAGE_CWD
     digest = hashlib.sha256((NODE / "pyodide" / "package.json").read_bytes())
     digest.update((ROOT / "tools" / "compile_pyc.mjs").read_bytes())
-    digest.update(dest.encode() + b"\0" + json.dumps(record or []).encode() + b"\0")
+    digest.update(dest.encode() + b"\0" + json.dumps([record, checked]).encode() + b"\0")
     for rel, data in sorted(sources.items()):
         digest.update(rel.encode() + b"\0" + data + b"\0")
     tag = hashlib.sha256(dest.encode() + min(sources, default="").encode()).hexdigest()[:8]
@@ -230,7 +231,7 @@ def compile_bytecode(sources: dict[str, bytes], dest: str = "",
     if not cached.is_file():
         log(f"compiling {len(sources)} Python files to bytecode with Pyodide")
         request = {"dest": dest, "files": {k: v.decode() for k, v in sources.items()},
-                   "record": record or []}
+                   "record": record or [], "checked": checked or []}
         done = subprocess.run(["node", str(ROOT / "tools" / "compile_pyc.mjs")],
                               input=json.dumps(request).encode(), capture_output=True)
         if done.returncode != 0:
@@ -297,6 +298,32 @@ def import_orders(wheels: list[dict[str, str]]) -> dict[str, list[str]]:
     return result
 
 
+def pyscript_sources() -> dict[str, bytes]:
+    """The Python files PyScript writes into the page at boot (its `pyscript` package, as
+    the artifact src/stdlib/pyscript.js of the npm package holds them: minified, so not
+    the files beside it), by archive path."""
+    artifact = NODE / "@pyscript" / "core" / "src" / "stdlib" / "pyscript.js"
+    script = ("const m = await import(process.argv[1]);"
+              "process.stdout.write(JSON.stringify(m.default));")
+    done = subprocess.run(["node", "--input-type=module", "-e", script, artifact.as_uri()],
+                          capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit("build: reading PyScript's Python package failed:\n"
+                         + done.stderr.decode(errors="replace")[-2000:])
+    tree = json.loads(done.stdout)
+    files: dict[str, bytes] = {}
+
+    def walk(node: dict[str, object], prefix: str) -> None:
+        for name, value in node.items():
+            if isinstance(value, str):
+                files[prefix + name] = value.encode()
+            elif isinstance(value, dict):
+                walk(value, prefix + name + "/")
+
+    walk(tree, "")
+    return {rel: data for rel, data in files.items() if rel.endswith(".py")}
+
+
 def build_app_archive(wheels: list[dict[str, str]]) -> Path:
     """Zip pysrc/localchat into one archive, unpacked by PyScript's `files` at boot.
 
@@ -305,7 +332,7 @@ def build_app_archive(wheels: list[dict[str, str]]) -> Path:
     served next to Pyodide, so the app can install them with micropip without another
     request, `localchat/import_order.json` (`import_orders`), and
     `localchat/generated_code.bin`, the compiled code of the app's dataclasses' generated
-    methods (core/codecache.py).
+    methods (core/codecache.py), and checked-hash bytecode for PyScript's own package.
     """
     out = VENDOR / "app" / "localchat.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +341,13 @@ def build_app_archive(wheels: list[dict[str, str]]) -> Path:
     # The pure modules (core, ui, ports) define every dataclass and import under node.
     pure = sorted(rel[:-3].replace("/", ".").removesuffix(".__init__") for rel in sources
                   if rel.startswith(("localchat/core/", "localchat/ui/", "localchat/ports")))
-    members = {**sources, **compile_bytecode(sources, record=pure)}
+    # PyScript writes its own package (pyscript/*.py) into the same directory at every
+    # boot and imports it: its bytecode rides in this archive, checked against the source
+    # PyScript writes (a different PyScript version just compiles as before).
+    pyscript = pyscript_sources()
+    compiled = compile_bytecode({**sources, **pyscript}, record=pure, checked=sorted(pyscript))
+    members = {**sources, **{k: v for k, v in compiled.items() if not k.startswith("pyscript/")
+                             or "/__pycache__/" in k}}
     tmp = out.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for rel, data in sorted(members.items()):

@@ -7,6 +7,9 @@
 // The .pyc files are "unchecked-hash" ones: Python uses them without comparing the
 // source's timestamp (an unpacked archive has no meaningful mtimes); the build makes
 // both from the same sources, so they cannot disagree.
+// Files named in "checked" get "checked-hash" .pyc files instead: Python compares them
+// with the source's hash and compiles the source if they differ (for sources another
+// program writes at run time: PyScript's own package).
 // With "record": ["localchat.core.x", ...] in the request, it also imports those modules
 // and writes "localchat/generated_code.bin": the code dataclasses generates for their
 // classes, compiled (pysrc/localchat/core/codecache.py), so the page skips that too.
@@ -26,14 +29,16 @@ for (const [rel, source] of Object.entries(request.files)) {
 }
 pyodide.globals.set("request_dest", request.dest);
 pyodide.globals.set("request_files", pyodide.toPy(Object.keys(request.files)));
+pyodide.globals.set("request_checked", pyodide.toPy(request.checked || []));
 const compiled = pyodide.runPython(`
 import importlib.util, py_compile
 out = {}
 for rel in request_files:
     path = f"{request_dest}/{rel}"
     cfile = importlib.util.cache_from_source(path)
-    py_compile.compile(path, cfile, doraise=True,
-                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    mode = py_compile.PycInvalidationMode
+    py_compile.compile(path, cfile, doraise=True, invalidation_mode=(
+        mode.CHECKED_HASH if rel in request_checked else mode.UNCHECKED_HASH))
     out[cfile[len(request_dest) + 1:]] = cfile
 list(out.items())
 `).toJs();

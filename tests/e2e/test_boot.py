@@ -80,6 +80,38 @@ str(len(mods)) + " " + ",".join(bad)
     assert bad == "", f"modules without usable bytecode: {bad}"
 
 
+def test_pyscripts_own_package_is_imported_from_the_archives_bytecode(page: Page,
+                                                                     site_url: str) -> None:
+    ChatPage(page, site_url).open()
+    # PyScript writes pyscript/*.py at every boot; the app archive carries checked-hash
+    # .pyc files for them, which Python uses while the source's hash matches.
+    found = page.evaluate("""async () => {
+        const pyodide = await window.localchat.pyodide;
+        return pyodide.runPython(`
+import importlib.util, sys
+mods = [m for name, m in sys.modules.items()
+        if (name == "pyscript" or name.startswith("pyscript.")) and getattr(m, "__file__", None)]
+bad = []
+for m in mods:
+    try:
+        with open(m.__cached__, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        bad.append(m.__name__ + ":missing")
+        continue
+    with open(m.__file__, "rb") as f:
+        digest = importlib.util.source_hash(f.read())
+    checked = int.from_bytes(head[4:8], "little") == 3
+    if head[:4] != importlib.util.MAGIC_NUMBER or not checked or head[8:16] != digest:
+        bad.append(m.__name__)
+str(len(mods)) + " " + ",".join(bad)
+`);
+    }""")
+    count, bad = found.split(" ")
+    assert int(count) >= 5, found
+    assert bad == "", f"PyScript modules compiled from source at boot: {bad}"
+
+
 def test_the_apps_dataclasses_get_their_methods_compiled_by_the_build(page: Page,
                                                                      site_url: str) -> None:
     ChatPage(page, site_url).open()
