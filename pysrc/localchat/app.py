@@ -298,6 +298,9 @@ class App:
     def regenerate(self) -> None:
         self.spawn(self.service.regenerate())
 
+    def edit_and_resend(self, message_id: str, text: str) -> None:
+        self.spawn(self.service.edit_and_resend(message_id, text))
+
     def continue_reply(self) -> None:
         self.spawn(self.service.continue_reply())
 

@@ -22,6 +22,7 @@ from tests.fakes import (
     FakeClock,
     FakeDownloadRecords,
     FakeEngine,
+    FakeLocks,
     FakeModelHost,
     FakeRuntime,
     FakeStore,
@@ -635,3 +636,90 @@ def test_after_a_failed_write_export_still_has_stored_messages() -> None:
 
     messages = run(scenario)
     assert [m.id for m in messages["old"]] == ["m1", "m2"]
+
+
+# --- edit and resend -------------------------------------------------------------------------
+
+
+def test_editing_a_message_replaces_it_and_everything_after_with_a_new_reply() -> None:
+    async def scenario() -> tuple[Rig, list[str]]:
+        rig = Rig(engine=FakeEngine(["One.", "Two.", "Fresh."]))
+        await rig.boot()
+        await rig.service.send("first")
+        await rig.service.send("second")
+        ids = [m.id for m in rig.messages]
+        rig.clock.advance(5_000)
+        assert await rig.service.edit_and_resend(ids[0], "  first, edited ")
+        return rig, ids
+
+    rig, ids = run(scenario)
+    assert [(m.role, m.content) for m in rig.messages] == [
+        (Role.USER, "first, edited"), (Role.ASSISTANT, "Fresh.")]
+    edited = rig.messages[0]
+    assert (edited.id, edited.created_at) == (ids[0], NOW)  # same message, same place
+    # The engine answered the edited history only.
+    assert rig.engine.prompts[-1] == [{"role": "user", "content": "first, edited"}]
+    cid = rig.box.state.active_id
+    stored = rig.store.messages_of(cid)
+    assert [(r["role"], r["content"]) for r in stored] == [
+        ("user", "first, edited"), ("assistant", "Fresh.")]
+    assert not ({ids[1], ids[2], ids[3]} & {r["id"] for r in stored})
+    assert rig.store.conversation_records[cid]["updatedAt"] == NOW + 5_000
+    assert not rig.box.state.replying
+
+
+def test_editing_the_last_message_keeps_what_came_before() -> None:
+    async def scenario() -> Rig:
+        rig = Rig(engine=FakeEngine(["One.", "Two.", "Again."]))
+        await rig.boot()
+        await rig.service.send("first")
+        await rig.service.send("second")
+        assert await rig.service.edit_and_resend(rig.messages[2].id, "second, better")
+        return rig
+
+    rig = run(scenario)
+    assert [m.content for m in rig.messages] == ["first", "One.", "second, better", "Again."]
+    assert rig.engine.prompts[-1] == [
+        {"role": "user", "content": "first"}, {"role": "assistant", "content": "One."},
+        {"role": "user", "content": "second, better"}]
+
+
+def test_edits_that_cannot_be_sent_change_nothing() -> None:
+    async def scenario() -> tuple[Rig, tuple[Message, ...], list[bool]]:
+        rig = Rig(engine=FakeEngine(["One."]))
+        await rig.boot()
+        await rig.service.send("first")
+        before = rig.messages
+        user, reply = before
+        results = [
+            await rig.service.edit_and_resend(user.id, "   "),
+            await rig.service.edit_and_resend(user.id, "x" * (MAX_MESSAGE_CHARS + 1)),
+            await rig.service.edit_and_resend(reply.id, "not yours"),
+            await rig.service.edit_and_resend("no-such-id", "hello"),
+        ]
+        return rig, before, results
+
+    rig, before, results = run(scenario)
+    assert results == [False, False, False, False]
+    assert rig.messages == before
+    assert len(rig.engine.prompts) == 1
+
+
+def test_an_edit_is_refused_while_another_tab_writes_a_reply_it_would_delete() -> None:
+    async def scenario() -> tuple[bool, tuple[Message, ...]]:
+        locks = FakeLocks()
+        rig = Rig(engine=FakeEngine(["One."]))
+        rig.service.locks = locks.tab_locks()
+        await rig.boot()
+        await rig.service.send("first")
+        # Another tab is writing (continuing) the reply after it.
+        other = locks.tab_locks()
+        release = await other.hold(rig.reply.id)
+        result = await rig.service.edit_and_resend(rig.messages[0].id, "edited")
+        after = rig.messages
+        release()
+        return result, after
+
+    result, after = run(scenario)
+    assert result is False
+    assert [m.content for m in after] == ["first", "One."]

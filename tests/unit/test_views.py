@@ -22,6 +22,7 @@ from localchat.ui.views import (
     context_note,
     conversation_items,
     download_row_html,
+    edit_form_html,
     message_html,
     model_banner_html,
     model_button_text,
@@ -106,14 +107,33 @@ def test_a_user_message_is_labelled_you_and_escaped() -> None:
     assert article["class"] == "message user"
     assert "<script" not in html
     assert active_content(html) == []
-    assert text(html) == EVIL
-    assert not any(e.attrs.get("class") == "meta" for e in elements(html))
+    assert text(html) == EVIL + "Edit"
+    # Its one action: Edit (the thread hides it while a reply streams).
+    assert [b.attrs["data-action"] for b in elements(html, "button")] == ["edit-message"]
+
+
+def test_only_a_plain_finished_message_of_yours_offers_edit() -> None:
+    damaged = message_from_record({"id": "m1", "conversationId": "c1", "role": "user",
+                                   "content": "no date"})
+    assert damaged is not None
+    for m in (_assistant("Hi"), damaged, replace(_user("x"), status=MessageStatus.ERROR)):
+        assert "edit-message" not in message_html(m, simulated=False, last=True)
+
+
+def test_the_edit_form_holds_the_text_escaped_with_named_controls() -> None:
+    html = edit_form_html(replace(_user(EVIL), id='m"1'))
+    assert "<script" not in html and active_content(html) == []
+    assert _only(html, "textarea")["id"] == 'edit-m"1'
+    assert _only(html, "label")["for"] == 'edit-m"1'
+    assert text(html).startswith("Edit message" + EVIL)
+    assert [b.attrs.get("type") for b in elements(html, "button")] == ["submit", "button"]
+    assert "Send edit" in text(html) and "Cancel edit" in text(html)
 
 
 def test_user_messages_are_never_rendered_as_markdown() -> None:
     html = message_html(_user("**bold**"), False, markdown=lambda s: "<b>rendered</b>")
     assert "rendered" not in html
-    assert text(html) == "**bold**"
+    assert text(html) == "**bold**Edit"
 
 
 def test_an_assistant_message_is_labelled_and_shows_its_model() -> None:

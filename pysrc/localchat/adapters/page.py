@@ -44,6 +44,7 @@ class Actions(Protocol):
     def send(self, text: str) -> None: ...
     def stop(self) -> None: ...
     def regenerate(self) -> None: ...
+    def edit_and_resend(self, message_id: str, text: str) -> None: ...
     def continue_reply(self) -> None: ...
     def keep_as_new_chat(self) -> None: ...
     def discard_unsent(self) -> None: ...
@@ -106,6 +107,8 @@ class Page:
         listen(self.sidebar_list, "keydown", self._sidebar_keydown)
         listen(self.sidebar_list, "focusout", self._sidebar_focusout)
         listen(self.thread, "click", self._thread_click)
+        listen(self.thread, "submit", self._edit_submit)
+        listen(self.thread, "keydown", self._edit_keydown)
         listen(self.thread, "scroll", lambda *_: self._note_scroll())
         listen(self.perf_button, "click", lambda *_: self.toggle_perf())
         listen(self.perf_panel, "keydown", self._perf_keydown)
@@ -329,6 +332,10 @@ class Page:
             self.actions.keep_as_new_chat()
         elif action == "discard-unsent":
             self.actions.discard_unsent()
+        elif action == "edit-message":
+            self._start_edit(node.closest("article"))
+        elif action == "cancel-edit":
+            self._end_edit(node.closest("form"), restore_focus=True)
         elif action == "copy-code":
             code = node.closest(".code-block").querySelector("code")
             js.navigator.clipboard.writeText(code.textContent).then(
@@ -339,6 +346,67 @@ class Page:
             self._window += 500
             self._render_thread(self._state, full=True)
             self.thread.scrollTop = self.thread.scrollHeight - before
+
+    # Editing a message of yours: the bubble is swapped for a form until it is sent or
+    # canceled (Esc). Sending replaces the replies after it (ChatService.edit_and_resend).
+
+    def _start_edit(self, article: Any) -> None:
+        if article is None or self._state is None or self._state.replying:
+            return
+        mid = str(article.dataset.messageId)
+        message = next((m for m in self._state.messages if m.id == mid), None)
+        if message is None or article.querySelector(".edit-form"):
+            return
+        for other in self.thread.querySelectorAll(".edit-form"):
+            self._end_edit(other, restore_focus=False)
+        article.classList.add("editing")
+        article.querySelector(".bubble").insertAdjacentHTML("afterend",
+                                                            views.edit_form_html(message))
+        field = article.querySelector(".edit-text")
+        field.focus()
+        end = len(str(field.value))
+        field.setSelectionRange(end, end)
+
+    def _end_edit(self, form: Any, restore_focus: bool) -> None:
+        if form is None:
+            return
+        article = form.closest("article")
+        form.remove()
+        if article is not None:
+            article.classList.remove("editing")
+            button = article.querySelector('[data-action="edit-message"]')
+            if restore_focus and button is not None:
+                button.focus()
+
+    def _edit_submit(self, event: Any, *_: Any) -> None:
+        form = event.target
+        if not form.classList.contains("edit-form"):
+            return
+        event.preventDefault()
+        text = str(form.querySelector(".edit-text").value)
+        mid = str(form.dataset.editId)
+        if not text.strip():
+            self.announce("The edited message is empty: write something, or press Esc.")
+            return
+        if self._state is not None and self._state.replying:
+            self.announce("A reply is being written: stop it or wait, then send the edit.")
+            return
+        self._end_edit(form, restore_focus=False)
+        self._follow = True
+        self.textarea.focus()
+        self.actions.edit_and_resend(mid, text)
+
+    def _edit_keydown(self, event: Any, *_: Any) -> None:
+        target = event.target
+        if not target.classList.contains("edit-text"):
+            return
+        if event.key == "Escape":
+            event.preventDefault()
+            event.stopPropagation()  # Esc here ends the edit, nothing else
+            self._end_edit(target.closest("form"), restore_focus=True)
+        elif event.key == "Enter" and not event.shiftKey and not event.isComposing:
+            event.preventDefault()
+            target.closest("form").requestSubmit()
 
     def _copied(self, button: Any, failed: bool = False) -> None:
         button.textContent = "Copy failed" if failed else "Copied"
@@ -730,6 +798,7 @@ class Page:
             if str(self.status.textContent) != status:
                 self.status.textContent = status
             self.stop_button.hidden = not new.replying
+            self.thread.classList.toggle("replying", bool(new.replying))
             self.send_button.setAttribute("aria-disabled", "true" if new.replying else "false")
         if first or (old.context_dropped, old.context_shortened) != (
                 new.context_dropped, new.context_shortened):

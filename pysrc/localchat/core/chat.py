@@ -624,6 +624,45 @@ class ChatService:
             await self._after_reply()
         return True
 
+    async def edit_and_resend(self, message_id: str, text: str) -> bool:
+        """Replace a message of yours with `text` and answer it anew: the replies and
+        messages after it are deleted (earlier versions are not kept), the message keeps
+        its place and date. False if nothing changed: no such message of yours in the open
+        chat, a reply is streaming (here, or in another tab into what would be deleted),
+        or the text can't be sent."""
+        content = text.strip()
+        state = self.box.state
+        conversation = state.active
+        if conversation is None or state.replying or not content \
+                or check_message(content) is not None:
+            return False
+        index = next((i for i, m in enumerate(state.messages) if m.id == message_id), None)
+        if index is None or state.messages[index].role is not Role.USER:
+            return False
+        later = state.messages[index + 1:]
+        held = await self.locks.held()
+        if any(m.id in held for m in later):
+            return False  # another tab is writing a reply there
+        edited = replace(state.messages[index], content=content)
+        now = self.clock.now_ms()
+        touched = replace(conversation, updated_at=now)
+        others = tuple(c for c in self.box.state.conversations if c.id != conversation.id)
+        self.box.update(conversations=_sorted((touched, *others)),
+                        messages=(*self.box.state.messages[:index], edited), replying=True)
+        try:
+            try:
+                for message in later:
+                    await self._save("delete_message", message.id)
+                await self._save("put_message", edited, now)
+            except StoreFailure:  # deleted in another tab meanwhile
+                self._conversation_gone(conversation.id, unsent=content)
+                return False
+            await self._reply(touched)
+        finally:
+            self.box.update(replying=False)
+            await self._after_reply()
+        return True
+
     async def continue_reply(self) -> bool:
         """Continue the last reply, interrupted when its tab went away: the model writes
         on, and its text is appended to the reply."""

@@ -142,6 +142,11 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
             parts.append(' <button type="button" class="link-button" '
                          'data-action="regenerate">Regenerate</button>')
         parts.append("</div>")
+    if m.role is Role.USER and not m.problems and m.status is MessageStatus.DONE:
+        # Hidden while a reply streams (the thread's "replying" class): css/app.css.
+        parts.append('<div class="meta user-actions"><button type="button" '
+                     'class="link-button edit-message" data-action="edit-message">'
+                     "Edit</button></div>")
     if m.status is MessageStatus.ERROR and m.error:
         retry = (' <button type="button" class="link-button" data-action="regenerate">'
                  "Retry</button>") if last else ""
@@ -150,6 +155,19 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
         parts.append(f'<p class="record-note">{escape(record_note(m.problems))}</p>')
     parts.append("</article>")
     return "".join(parts)
+
+
+def edit_form_html(m: Message) -> str:
+    """The editor that replaces a message of yours while you edit it."""
+    field = f"edit-{escape(m.id)}"
+    return (f'<form class="edit-form" data-edit-id="{escape(m.id)}">'
+            f'<label class="visually-hidden" for="{field}">Edit message</label>'
+            f'<textarea id="{field}" class="edit-text" rows="3">{escape(m.content)}</textarea>'
+            '<p class="edit-hint muted">Sending replaces the replies after this message.</p>'
+            '<div class="edit-actions">'
+            '<button type="submit" class="primary-button">Send edit</button>'
+            '<button type="button" class="header-button" data-action="cancel-edit">'
+            "Cancel edit</button></div></form>")
 
 
 def record_note(problems: tuple[str, ...]) -> str:
