@@ -416,8 +416,11 @@ class FakeEngine:
                  fail_after_deltas: int = 0,
                  pause_after: int | None = None,
                  usage: dict[str, Any] | None = None,
-                 loaded_model: str | None = None) -> None:
+                 loaded_model: str | None = None,
+                 finish_reasons: Sequence[str] = ()) -> None:
         self.replies = [[r] if isinstance(r, str) else list(r) for r in replies]
+        self.finish_reasons = list(finish_reasons)
+        """How the replies end, in order ("length": cut at the length limit); then "stop"."""
         self.load_reports = tuple(load_reports)
         self.load_failure = load_failure
         self.load_failure_at = load_failure_at
@@ -515,7 +518,8 @@ class FakeEngine:
                 self.paused.set()
                 await self._resume.wait()
                 self._check_alive()
-        reason = "abort" if self._interrupted else "stop"
+        scripted = self.finish_reasons.pop(0) if self.finish_reasons else "stop"
+        reason = "abort" if self._interrupted else scripted
         return ChatResult("".join(sent), reason, self.usage)
 
     async def interrupt(self) -> None:

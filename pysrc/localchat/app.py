@@ -295,8 +295,8 @@ class App:
     def stop(self) -> None:
         self.spawn(self.service.stop())
 
-    def regenerate(self) -> None:
-        self.spawn(self.service.regenerate())
+    def regenerate(self, message_id: str | None = None) -> None:
+        self.spawn(self.service.regenerate(message_id))
 
     def edit_and_resend(self, message_id: str, text: str) -> None:
         self.spawn(self.service.edit_and_resend(message_id, text))

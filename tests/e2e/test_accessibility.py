@@ -87,7 +87,7 @@ def test_mobile_drawer_and_axe(page: Page, site_url: str) -> None:
     toggle.click()
     chat.sidebar_links.first.click()
     expect(sidebar).to_be_hidden()
-    expect(chat.user_messages()).to_have_text(["/echo on a phone"])
+    expect(chat.user_bubbles()).to_have_text(["/echo on a phone"])
 
 
 def test_keyboard_only_chat_with_visible_focus(page: Page, site_url: str) -> None:
@@ -103,7 +103,7 @@ def test_keyboard_only_chat_with_visible_focus(page: Page, site_url: str) -> Non
     expect(chat.message_box).to_have_value("line one\nline two")
     page.keyboard.press("Enter")
     expect(chat.wait_for_reply_done()).to_be_visible()
-    expect(chat.user_messages()).to_have_text(["line one\nline two"])
+    expect(chat.user_bubbles()).to_have_text(["line one\nline two"])
     # Every control reached by Tab shows a focus ring.
     chat.sidebar_links.first.focus()
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")

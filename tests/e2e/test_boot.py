@@ -35,7 +35,7 @@ def test_typing_and_sending_before_python_is_ready(page: Page, site_url: str) ->
         route.continue_()
     page.unroute("**/vendor/app/localchat.zip")
     chat.wait_until_ready()
-    expect(chat.user_messages()).to_have_text(["/echo typed while starting"])
+    expect(chat.user_bubbles()).to_have_text(["/echo typed while starting"])
     expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("typed while starting")
     expect(chat.send_button).to_be_visible()
 

@@ -15,7 +15,7 @@ def test_send_stream_store_and_reload(page: Page, site_url: str) -> None:
         query="engine=sim&sim_scale=0.002&sim_mbps=200&sim_compile_s=0.2&sim_tps=40")
     chat.send("Tell me about local models")
     # The first send loads the conversation's model (Smart), then the reply streams.
-    expect(chat.user_messages()).to_have_text(["Tell me about local models"])
+    expect(chat.user_bubbles()).to_have_text(["Tell me about local models"])
     expect(chat.stop_button).to_be_visible()
     reply = chat.wait_for_reply_done()
     expect(reply.locator(".bubble")).not_to_be_empty()
@@ -35,7 +35,7 @@ def test_send_stream_store_and_reload(page: Page, site_url: str) -> None:
 
     chat.reload()
     expect(chat.sidebar_links).to_have_text(["Tell me about local models"])
-    expect(chat.user_messages()).to_have_text(["Tell me about local models"])
+    expect(chat.user_bubbles()).to_have_text(["Tell me about local models"])
     expect(chat.assistant_messages()).to_have_count(1)
 
 

@@ -38,7 +38,7 @@ def test_first_message_moves_to_the_conversation_route_without_a_reload(
     expect(chat.user_messages()).to_have_count(0)
     page.go_forward()
     expect(page).to_have_url(conversation_url)
-    expect(chat.user_messages()).to_have_text(["/echo hello routes"])
+    expect(chat.user_bubbles()).to_have_text(["/echo hello routes"])
     # Same document, same composer element: nothing was reloaded or re-mounted.
     assert page.evaluate("window.__sameDocument") is True
     expect(page.locator("#composer")).to_have_attribute("data-marker", "kept")
@@ -51,7 +51,7 @@ def test_sidebar_order_changes_only_when_a_message_is_added(page: Page, site_url
 
     chat.sidebar_links.filter(has_text="Oldest chat").click()
     expect(page).to_have_url(re.compile("#/chat/a{32}$"))
-    expect(chat.user_messages()).to_have_text(["user text in a"])
+    expect(chat.user_bubbles()).to_have_text(["user text in a"])
     expect(page.get_by_role("link", name="Oldest chat")).to_have_attribute(
         "aria-current", "page")
     # Opening does not reorder.
@@ -84,7 +84,7 @@ def test_delete_asks_first_and_cancel_keeps_everything(page: Page, site_url: str
     chat = ChatPage(page, site_url).open()
     _seed_three(chat)
     chat.sidebar_links.filter(has_text="Middle chat").click()
-    expect(chat.user_messages()).to_have_text(["user text in b"])
+    expect(chat.user_bubbles()).to_have_text(["user text in b"])
 
     delete = chat.sidebar_item("Middle chat").get_by_role("button", name="Delete “Middle chat”")
     delete.click()

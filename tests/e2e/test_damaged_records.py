@@ -148,11 +148,11 @@ def test_a_conversation_with_a_numeric_id_opens_renames_exports_and_deletes(
     before = _seed_damaged(chat)
     chat.sidebar_links.filter(has_text="Numbered chat").click()
     expect(page).to_have_url(re.compile(r"#/chat/__n42$"))
-    expect(chat.user_messages()).to_have_text(["hello numbered"])
+    expect(chat.user_bubbles()).to_have_text(["hello numbered"])
     expect(chat.assistant_messages().locator(".bubble")).to_have_text(["numbered reply"])
     expect(page.locator(".thread-note")).to_contain_text("a number as its id")
     chat.reload()  # the alias is an address that works on its own
-    expect(chat.user_messages()).to_have_text(["hello numbered"])
+    expect(chat.user_bubbles()).to_have_text(["hello numbered"])
 
     # Rename: only the title changes, under the stored (numeric) key.
     chat.sidebar_item("Numbered chat").get_by_role(

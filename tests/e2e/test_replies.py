@@ -173,7 +173,8 @@ def test_a_message_longer_than_the_window_is_read_from_its_end_and_says_so(
     expect(note).to_contain_text("Your last message is longer than the model's context "
                                  "window: only its end was read.")
     # The message itself is shown whole, and stored.
-    expect(chat.user_messages().last).to_contain_text(re.compile(r"^/echo lorem.*THE END$"))
+    expect(chat.user_messages().last.locator(".bubble")).to_contain_text(
+        re.compile(r"^/echo lorem.*THE END$"))
     chat.wait_stored("messages", 2)
     chat.send("/echo short")
     expect(chat.wait_for_reply_done().locator(".bubble")).to_have_text("short")

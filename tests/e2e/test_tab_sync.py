@@ -55,7 +55,7 @@ def test_a_new_conversation_appears_in_the_other_tabs_sidebar(
     expect(second.sidebar_links).to_have_text(["/echo hello from the first tab"])
     # It opens there with its messages, read from the store.
     second.sidebar_links.first.click()
-    expect(second.user_messages()).to_have_text(["/echo hello from the first tab"])
+    expect(second.user_bubbles()).to_have_text(["/echo hello from the first tab"])
     expect(second.assistant_messages().locator(".bubble")).to_have_text(
         ["hello from the first tab"])
 
@@ -69,11 +69,11 @@ def test_a_message_sent_in_one_tab_appears_in_the_other(
     first.send("/echo lower")
     first.wait_for_reply_done()
     second = _second_tab(new_tab, site_url, f"#/chat/{cid}")
-    expect(second.user_messages()).to_have_text(["/echo one", "/echo lower"])
+    expect(second.user_bubbles()).to_have_text(["/echo one", "/echo lower"])
 
     first.send("/echo two")
     first.wait_for_reply_done()
-    expect(second.user_messages()).to_have_text(["/echo one", "/echo lower", "/echo two"])
+    expect(second.user_bubbles()).to_have_text(["/echo one", "/echo lower", "/echo two"])
     expect(second.assistant_messages().locator(".bubble")).to_have_text(
         ["one", "lower", "two"])
     # And the other way round, in the same chat.
@@ -147,7 +147,7 @@ def test_a_chat_deleted_in_one_tab_while_the_other_types_keeps_the_text_as_a_new
     first.wait_for_reply_done()
     cid = _conversation_id(page)
     second = _second_tab(new_tab, site_url, f"#/chat/{cid}")
-    expect(second.user_messages()).to_have_text(["/echo doomed chat"])
+    expect(second.user_bubbles()).to_have_text(["/echo doomed chat"])
     first.message_box.fill("/echo keep this text")
 
     _delete_in(second, "/echo doomed chat")
@@ -163,7 +163,7 @@ def test_a_chat_deleted_in_one_tab_while_the_other_types_keeps_the_text_as_a_new
     assert _orphans(first) == [] and first.stored("conversations") == []
     offer.get_by_role("button", name="Keep as new chat").click()
     first.wait_for_reply_done()
-    expect(first.user_messages()).to_have_text(["/echo keep this text"])
+    expect(first.user_bubbles()).to_have_text(["/echo keep this text"])
     expect(first.last_reply().locator(".bubble")).to_have_text("keep this text")
     new_id = _conversation_id(page)
     assert new_id != cid

@@ -82,7 +82,7 @@ def test_import_adds_and_asks_before_duplicating(
     assert len(chat.stored("messages")) == 2 + 3
 
     chat.sidebar_links.first.click()
-    expect(chat.user_messages()).to_have_text(["Soup ideas"])
+    expect(chat.user_bubbles()).to_have_text(["Soup ideas"])
 
 
 def test_bad_import_files_are_refused_with_a_reason(
@@ -142,7 +142,7 @@ def test_imported_conversations_with_odd_ids_work_like_any_other(
     for name in odd:
         title = f"Odd {name}"
         chat.sidebar_links.filter(has_text=title).click()
-        expect(chat.user_messages()).to_have_text([f"hello {name}"])
+        expect(chat.user_bubbles()).to_have_text([f"hello {name}"])
         item = chat.sidebar_item(title)
         item.get_by_role("button", name=f"Rename “{title}”").click()
         field = page.get_by_role("textbox", name="Conversation title")

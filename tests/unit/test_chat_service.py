@@ -723,3 +723,72 @@ def test_an_edit_is_refused_while_another_tab_writes_a_reply_it_would_delete() -
     result, after = run(scenario)
     assert result is False
     assert [m.content for m in after] == ["first", "One."]
+
+
+# --- regenerate any reply, continue a stopped or cut one ---------------------------------------
+
+
+def test_regenerating_an_earlier_reply_replaces_it_and_what_came_after() -> None:
+    async def scenario() -> tuple[Rig, list[str]]:
+        rig = Rig(engine=FakeEngine(["One.", "Two.", "One, again."]))
+        await rig.boot()
+        await rig.service.send("first")
+        await rig.service.send("second")
+        ids = [m.id for m in rig.messages]
+        assert await rig.service.regenerate(ids[1])
+        return rig, ids
+
+    rig, ids = run(scenario)
+    assert [m.content for m in rig.messages] == ["first", "One, again."]
+    assert rig.messages[0].id == ids[0] and rig.messages[1].id not in ids
+    assert rig.engine.prompts[-1] == [{"role": "user", "content": "first"}]
+    stored = rig.store.messages_of(rig.box.state.active_id)
+    assert [r["content"] for r in stored] == ["first", "One, again."]
+    assert not rig.box.state.replying
+
+
+def test_regenerate_refuses_a_message_of_yours_and_unknown_ids() -> None:
+    async def scenario() -> tuple[Rig, list[bool]]:
+        rig = Rig(engine=FakeEngine(["One."]))
+        await rig.boot()
+        await rig.service.send("first")
+        return rig, [await rig.service.regenerate(rig.messages[0].id),
+                     await rig.service.regenerate("no-such-id")]
+
+    rig, results = run(scenario)
+    assert results == [False, False]
+    assert [m.content for m in rig.messages] == ["first", "One."]
+
+
+def test_a_reply_cut_at_the_length_limit_is_marked_so_and_can_be_continued() -> None:
+    async def scenario() -> tuple[Rig, MessageStatus, bool]:
+        rig = Rig(engine=FakeEngine(["Once upon", " a time."], finish_reasons=["length"]))
+        await rig.boot()
+        await rig.service.send("tell me")
+        cut = rig.reply.status
+        return rig, cut, await rig.service.continue_reply()
+
+    rig, cut, continued = run(scenario)
+    assert cut is MessageStatus.CUT and continued
+    assert (rig.reply.content, rig.reply.status) == ("Once upon a time.", MessageStatus.DONE)
+    stored = rig.store.messages_of(rig.box.state.active_id)[-1]
+    assert (stored["content"], stored["status"]) == ("Once upon a time.", "done")
+    assert len(rig.messages) == 2
+
+
+def test_a_stopped_reply_can_be_continued_but_a_finished_one_cannot() -> None:
+    async def scenario() -> tuple[Rig, bool, bool]:
+        rig = Rig(engine=FakeEngine([["Once ", "upon ", "a time"], " a time."],
+                                    pause_after=2))
+        await rig.boot()
+        sending = asyncio.ensure_future(rig.service.send("Tell me a story"))
+        await rig.engine.paused.wait()
+        await rig.service.stop()
+        await sending
+        rig.engine.pause_after = None
+        continued = await rig.service.continue_reply()
+        return rig, continued, await rig.service.continue_reply()
+
+    rig, continued, again = run(scenario)
+    assert continued and not again
+    assert (rig.reply.content, rig.reply.status) == ("Once upon  a time.", MessageStatus.DONE)

@@ -140,7 +140,7 @@ def test_an_assistant_message_is_labelled_and_shows_its_model() -> None:
     html = message_html(_assistant("Hi <b>there</b>"), simulated=False)
     assert _only(html, "article")["aria-label"] == "Assistant"
     assert _only(html, "div", **{"class": "meta"}) is not None
-    assert text(html) == "Hi <b>there</b>Smart"
+    assert text(html) == "Hi <b>there</b>Smart Regenerate"
     assert elements(html, "b") == []
 
 
@@ -153,13 +153,13 @@ def test_the_simulated_engine_is_named_in_the_model_label() -> None:
 def test_unknown_and_missing_models_are_labelled_safely() -> None:
     html = message_html(_assistant("Hi", model="<i>new-model</i>"), simulated=False)
     assert elements(html, "i") == []
-    assert text(html).endswith("<i>new-model</i>")
+    assert text(html).endswith("<i>new-model</i> Regenerate")
     assert model_label(None, simulated=False) == "Unknown model"
 
 
 def test_a_stopped_reply_says_so() -> None:
     html = message_html(_assistant("Partial", MessageStatus.STOPPED), simulated=False)
-    assert text(html) == "PartialSmart · stopped"
+    assert text(html) == "PartialSmart · stopped Regenerate"
 
 
 def test_finished_replies_use_the_markdown_renderer() -> None:
@@ -190,9 +190,15 @@ def test_a_failed_reply_shows_its_error_escaped_with_retry_when_last() -> None:
     assert elements(message_html(failed, simulated=False, last=False), "button") == []
 
 
-def test_only_the_last_finished_reply_offers_regenerate() -> None:
-    assert "Regenerate" in message_html(_assistant("Hi"), False, last=True)
-    assert "Regenerate" not in message_html(_assistant("Hi"), False, last=False)
+def test_every_finished_reply_offers_regenerate_and_only_the_last_continue() -> None:
+    for status in (MessageStatus.DONE, MessageStatus.STOPPED, MessageStatus.INTERRUPTED,
+                   MessageStatus.CUT):
+        reply = _assistant("Hi", status)
+        assert "Regenerate" in message_html(reply, False, last=True)
+        assert "Regenerate" in message_html(reply, False, last=False)
+        continues = status is not MessageStatus.DONE
+        assert ("Continue" in message_html(reply, False, last=True)) is continues
+        assert "Continue" not in message_html(reply, False, last=False)
     streaming = _assistant("Hi", MessageStatus.STREAMING)
     assert "Regenerate" not in message_html(streaming, False, last=True)
 
@@ -203,8 +209,15 @@ def test_an_interrupted_reply_says_so_and_offers_continue_and_regenerate_when_la
     assert text(html) == "Half aSmart · interrupted Continue Regenerate"
     assert [b.attrs["data-action"] for b in elements(html, "button")] == [
         "continue", "regenerate"]
-    assert elements(message_html(interrupted, simulated=False, last=False), "button") == []
+    earlier = message_html(interrupted, simulated=False, last=False)
+    assert [b.attrs["data-action"] for b in elements(earlier, "button")] == ["regenerate"]
     assert "streaming" not in _only(html, "article")["class"]
+
+
+def test_a_reply_cut_at_the_length_limit_says_so_and_is_formatted() -> None:
+    cut = _assistant("**Half** a", MessageStatus.CUT)
+    html = message_html(cut, simulated=False, markdown=lambda s: "<b>Half</b> a", last=True)
+    assert text(html) == "Half aSmart · stopped at the length limit Continue Regenerate"
 
 
 def test_a_damaged_message_is_shown_with_a_discreet_note() -> None:

@@ -27,7 +27,15 @@ from typing import Any
 from ..ports import Clock, ConversationStore, ModelEngine, ReplyLocks
 from .catalog import DEFAULT_MODEL_KEY, ModelSpec, model_for_key
 from .context import fit_history
-from .conversation import Conversation, Message, MessageStatus, Role, new_id, title_from
+from .conversation import (
+    CONTINUABLE,
+    Conversation,
+    Message,
+    MessageStatus,
+    Role,
+    new_id,
+    title_from,
+)
 from .errors import (
     EngineFailure,
     StoreFailure,
@@ -447,7 +455,8 @@ class ChatService:
                 models.reply_ended()
                 self._end_turn()
             break
-        status = MessageStatus.STOPPED if result.finish_reason == "abort" else MessageStatus.DONE
+        status = {"abort": MessageStatus.STOPPED, "length": MessageStatus.CUT}.get(
+            result.finish_reason, MessageStatus.DONE)
         self.box.update(last_usage=result.usage)
         await self._finish(reply, result.content, status, None)
 
@@ -606,18 +615,34 @@ class ChatService:
 
     # --- regenerate, rename, delete, import ----------------------------------------
 
-    async def regenerate(self) -> bool:
-        """Replace the last reply (done, stopped or failed) with a new one."""
+    async def regenerate(self, message_id: str | None = None) -> bool:
+        """Replace a reply (done, stopped, cut or failed; the last one unless `message_id`
+        names another) with a new one. Everything after it goes too, as after an edit:
+        the new reply answers the conversation as it was up to there."""
         state = self.box.state
         conversation = state.active
         if conversation is None or state.replying or not state.messages:
             return False
-        last = state.messages[-1]
-        if last.role is not Role.ASSISTANT or last.status is MessageStatus.STREAMING:
+        index = len(state.messages) - 1 if message_id is None else next(
+            (i for i, m in enumerate(state.messages) if m.id == message_id), None)
+        if index is None:
             return False
-        self.box.update(messages=state.messages[:-1], replying=True)
-        await self._save("delete_message", last.id)
+        target = state.messages[index]
+        if target.role is not Role.ASSISTANT or target.status is MessageStatus.STREAMING:
+            return False
+        removed = state.messages[index:]
+        if len(removed) > 1:
+            held = await self.locks.held()
+            if any(m.id in held for m in removed):
+                return False  # another tab is writing a reply there
+        self.box.update(messages=state.messages[:index], replying=True)
         try:
+            try:
+                for message in removed:
+                    await self._save("delete_message", message.id)
+            except StoreFailure:  # deleted in another tab meanwhile
+                self._conversation_gone(conversation.id)
+                return False
             await self._reply(conversation)
         finally:
             self.box.update(replying=False)
@@ -664,14 +689,15 @@ class ChatService:
         return True
 
     async def continue_reply(self) -> bool:
-        """Continue the last reply, interrupted when its tab went away: the model writes
-        on, and its text is appended to the reply."""
+        """Continue the last reply, when it was stopped, cut at the length limit or
+        interrupted (its tab went away): the model writes on, and its text is appended
+        to the reply."""
         state = self.box.state
         conversation = state.active
         if conversation is None or state.replying or not state.messages:
             return False
         last = state.messages[-1]
-        if last.role is not Role.ASSISTANT or last.status is not MessageStatus.INTERRUPTED:
+        if last.role is not Role.ASSISTANT or last.status not in CONTINUABLE:
             return False
         if last.id in await self.locks.held():
             return False  # another tab has just started continuing it

@@ -22,6 +22,8 @@ from .catalog import DEFAULT_MODEL_KEY
 from .routes import ROUTE_ID
 
 __all__ = [
+    "CONTINUABLE",
+    "FINISHED",
     "Conversation",
     "Message",
     "MessageStatus",
@@ -65,6 +67,17 @@ class MessageStatus(Enum):
     """The tab that was streaming the reply went away (reload, closed tab): the text
     saved so far is kept, and the reply can be continued or regenerated. Stored by the
     tab on `pagehide`, or read so from a record still marked streaming whose tab is gone."""
+    CUT = "cut"
+    """The reply reached the longest reply the engine may write (its `finish_reason` was
+    "length": the maximum reply length, or the context window was full); Continue writes
+    on."""
+
+
+CONTINUABLE = frozenset({MessageStatus.INTERRUPTED, MessageStatus.STOPPED, MessageStatus.CUT})
+"""A last reply in one of these states can be continued (the model writes on)."""
+FINISHED = frozenset({MessageStatus.DONE, *CONTINUABLE})
+"""A reply in one of these states has its text: it is shown formatted and can be
+regenerated."""
 
 
 @dataclass(frozen=True)

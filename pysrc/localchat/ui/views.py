@@ -13,7 +13,15 @@ from html import escape
 from typing import Any
 
 from ..core.catalog import CATALOG, model_for_key, spec_for_model_id
-from ..core.conversation import NOT_TEXT, Conversation, Message, MessageStatus, Role
+from ..core.conversation import (
+    CONTINUABLE,
+    FINISHED,
+    NOT_TEXT,
+    Conversation,
+    Message,
+    MessageStatus,
+    Role,
+)
 from ..core.downloads import (
     DownloadItem,
     DownloadState,
@@ -117,8 +125,7 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
              f'aria-label="{author}">']
     if (m.role is Role.ASSISTANT and markdown is not None and m.content
             and NOT_TEXT not in m.problems
-            and m.status in (MessageStatus.DONE, MessageStatus.STOPPED,
-                             MessageStatus.INTERRUPTED)):
+            and m.status in FINISHED):
         parts.append(f'<div class="bubble markdown">{markdown(m.content)}</div>')
     elif m.role is Role.ASSISTANT and m.status is MessageStatus.ERROR and not m.content:
         pass
@@ -133,12 +140,14 @@ def message_html(m: Message, simulated: bool, markdown: Markdown | None = None,
             meta.append("stopped")
         elif m.status is MessageStatus.INTERRUPTED:
             meta.append("interrupted")
+        elif m.status is MessageStatus.CUT:
+            meta.append("stopped at the length limit")
         parts.append(f'<div class="meta">{escape(" · ".join(meta))}')
-        if last and m.status is MessageStatus.INTERRUPTED:
+        if last and m.status in CONTINUABLE:
             parts.append(' <button type="button" class="link-button" '
                          'data-action="continue">Continue</button>')
-        if last and m.status in (MessageStatus.DONE, MessageStatus.STOPPED,
-                                 MessageStatus.INTERRUPTED):
+        if m.status in FINISHED:
+            # Any reply (the later ones go with it); hidden while a reply streams.
             parts.append(' <button type="button" class="link-button" '
                          'data-action="regenerate">Regenerate</button>')
         parts.append("</div>")

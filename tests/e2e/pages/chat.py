@@ -67,6 +67,10 @@ class ChatPage:
     def user_messages(self) -> Locator:
         return self.page.get_by_role("article", name="You")
 
+    def user_bubbles(self) -> Locator:
+        """The text of each message of yours (without its Edit button)."""
+        return self.user_messages().locator(".bubble")
+
     def assistant_messages(self) -> Locator:
         return self.page.get_by_role("article", name="Assistant")
 

@@ -1,5 +1,6 @@
-"""Editing a message of yours and sending it again: the thread from that message on is
-replaced by the new answer (earlier versions are not kept), stored so, by keyboard too."""
+"""Rewriting a thread: editing a message of yours and sending it again, or regenerating
+any reply, replaces the thread from there on with the new answer (earlier versions are
+not kept), stored so; a stopped reply can be continued."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_an_edited_message_replaces_the_thread_from_there_on(page: Page,
     expect(chat.assistant_messages().first.locator(".bubble")).to_have_text("one, edited")
 
 
-def test_esc_cancels_an_edit_and_edit_waits_while_a_reply_streams(page: Page,
+def test_esc_cancels_an_edit_and_a_stopped_reply_can_be_continued(page: Page,
                                                                    site_url: str) -> None:
     chat = ChatPage(page, site_url).open(query=SLOW_SIM)
     chat.send("Tell me a long story about browsers")
@@ -66,3 +67,33 @@ def test_esc_cancels_an_edit_and_edit_waits_while_a_reply_streams(page: Page,
     page.get_by_role("button", name="Cancel edit").click()
     expect(page.get_by_role("textbox", name="Edit message")).to_have_count(0)
     expect(edit).to_be_focused()
+    # The stopped reply can be continued: the model writes on after its text.
+    reply = chat.last_reply()
+    partial = reply.locator(".bubble").inner_text()
+    reply.get_by_role("button", name="Continue").click()
+    expect(chat.stop_button).to_be_visible()
+    expect(chat.stop_button).to_be_hidden(timeout=60_000)
+    expect(reply.locator(".meta")).not_to_contain_text("stopped")
+    assert reply.locator(".bubble").inner_text().startswith(partial.rstrip()[:20])
+    assert len(reply.locator(".bubble").inner_text()) > len(partial)
+    expect(chat.assistant_messages()).to_have_count(1)
+
+
+def test_regenerating_an_earlier_reply_replaces_the_thread_from_there_on(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open()
+    chat.send("/echo one")
+    chat.wait_for_reply_done()
+    chat.send("/echo two")
+    chat.wait_for_reply_done()
+    first_reply = chat.assistant_messages().first
+    first_id = first_reply.get_attribute("data-message-id")
+    first_reply.get_by_role("button", name="Regenerate").click()
+    expect(chat.assistant_messages()).to_have_count(1)
+    expect(chat.user_messages()).to_have_count(1)
+    reply = chat.last_reply()
+    expect(reply).not_to_have_attribute("data-message-id", first_id or "")
+    expect(reply.locator(".bubble")).to_have_text("one")
+    expect(chat.stop_button).to_be_hidden()
+    chat.wait_stored("messages", 2)
+    assert sorted(m["content"] for m in chat.stored("messages")) == ["/echo one", "one"]
