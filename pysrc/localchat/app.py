@@ -75,7 +75,8 @@ class App:
     async def run(self) -> None:
         search = str(js.location.search)
         choice = parse_engine_query(search)
-        box = StateBox(AppState(engine_choice=choice))
+        # Until the stored downloads are read, the model controls say "Checking…".
+        box = StateBox(AppState(engine_choice=choice, models_checking=True))
         try:
             bridges = await js.window.localchat.bridges
         except Exception:  # boot.js has already shown which file failed
@@ -98,6 +99,8 @@ class App:
                 models = RemoteModels(box, link, RetryPolicy().max_retries)
                 models.on_switch = self._switched
         self.models = models
+        if models is None:
+            box.update(models_checking=False)  # nothing to check: no model can run here
         service = ChatService(box, store, models, clock, BrowserReplyLocks(bridges.db))
         self._watch_store_closed(service)
 
@@ -175,7 +178,11 @@ class App:
         if isinstance(models, RemoteModels):
             # Also when the owner closes before it ever answered (start() returns then).
             self.spawn(self._take_over(models))
-        await models.start()
+        try:
+            await models.start()
+        finally:
+            if self.service.box.state.models_checking:
+                self.service.box.update(models_checking=False)
         if self.hub is not None and self.models is models:
             self.hub.announce()
         self.service._load_requested()

@@ -892,6 +892,23 @@ def test_start_finds_stored_models_and_resumes_the_queue_in_order() -> None:
     assert rig.state("quick") is S.READY and rig.state("genius") is S.READY
 
 
+def test_start_ends_the_check_with_the_stored_states_in_one_change() -> None:
+    async def scenario() -> list[tuple[bool, S | None]]:
+        rig = Rig(stored=(SMART,))
+        rig.box.update(models_checking=True)
+        seen: list[tuple[bool, S | None]] = []
+        rig.box.subscribe(lambda old, new: seen.append(
+            (new.models_checking, new.downloads["smart"].state
+             if "smart" in new.downloads else None)))
+        await rig.models.start()
+        return seen
+
+    seen = run(scenario)
+    # Never "not checking" with Smart absent: the check ends as its Ready state arrives.
+    assert seen and seen[0] == (False, S.READY), seen
+    assert (False, None) not in seen
+
+
 def test_start_shows_the_stored_bytes_of_a_half_done_download_at_once() -> None:
     async def scenario() -> tuple[Rig, DownloadItem]:
         rig = Rig(records=(record("genius", "canceled", bytesDone=1, bytesTotal=2),))

@@ -368,3 +368,16 @@ def test_the_composer_says_the_chats_model_is_starting_without_a_reply_waiting()
     assert composer_status(other) == ""
     ready = replace(state, downloads={"genius": replace(item, state=DownloadState.READY)})
     assert composer_status(ready) == ""
+
+
+def test_while_the_stored_models_are_checked_nothing_false_is_claimed() -> None:
+    row = _genius_row(None, models_checking=True)
+    assert model_button_text(row) == "Model: Genius (checking…)"
+    assert model_option_text(row) == "Checking…"
+    assert _actions(row) == []
+    assert "Checking what is stored" in text(download_row_html(row, 3))
+    # An item already known (a request made while checking) shows its real state.
+    queued = DownloadItem("genius", GENIUS_F32, DownloadState.QUEUED)
+    assert model_button_text(_genius_row(queued, models_checking=True)) == \
+        "Model: Genius (queued)"
+    assert model_button_text(_genius_row(None)) == "Model: Genius (not downloaded)"

@@ -168,9 +168,10 @@ class ModelPanel:
         self._state = new
         if old is not None and (
                 old.downloads, old.engine.loaded_model, old.model_sizes, old.gpu, old.storage,
-                old.requested_model_key, old.engine_choice) == (
+                old.requested_model_key, old.engine_choice, old.models_checking) == (
                 new.downloads, new.engine.loaded_model, new.model_sizes, new.gpu,
-                new.storage, new.requested_model_key, new.engine_choice):
+                new.storage, new.requested_model_key, new.engine_choice,
+                new.models_checking):
             return
         rows = views.model_rows(new)
         requested = next(r for r in rows if r.requested)
@@ -223,8 +224,9 @@ class ModelPanel:
                        requested: views.ModelRow) -> None:
         item = requested.item
         show = state.gpu is None or state.gpu.usable
-        missing = not requested.loaded and (item is None or item.state in (
-            DownloadState.CANCELED, DownloadState.FAILED)) and show
+        missing = not requested.loaded and not requested.checking and (
+            item is None or item.state in (DownloadState.CANCELED, DownloadState.FAILED)) \
+            and show
         if not missing:
             if self.banner.innerHTML:
                 self.banner.innerHTML = ""

@@ -297,7 +297,8 @@ class ModelService(ModelView):
                 items[spec.key] = restored
         # Requests made while this ran (a message sent right after boot) win.
         self.box.update(downloads={**items, **self.box.state.downloads},
-                        model_sizes={**sizes, **self.box.state.model_sizes})
+                        model_sizes={**sizes, **self.box.state.model_sizes},
+                        models_checking=False)
         self._spawn(self.refresh_storage())
         if any(i.state is DownloadState.QUEUED for i in self.box.state.downloads.values()):
             self._kick()

@@ -495,6 +495,8 @@ class RemoteModels(ModelView):
             changes["engine"] = replace(state.engine, loaded_model=loaded)
         if storage is not None and storage != state.storage:
             changes["storage"] = storage
+        if state.models_checking:
+            changes["models_checking"] = False  # the owner has checked them
         if changes:
             self.box.update(**changes)
         self._mirrored.set()

@@ -336,11 +336,16 @@ class ModelRow:
     loaded: bool
     requested: bool
     simulated: bool
+    checking: bool = False
+    """Its stored files and record are still being read (after boot): its state is not
+    known yet, so nothing is claimed."""
 
     @property
     def state_word(self) -> str:
         if not self.fit.usable:
             return "Unavailable"
+        if self.checking:
+            return "Checking…"
         if self.item is None:
             return "Not downloaded"
         return self.item.state.label
@@ -360,6 +365,8 @@ def model_option_text(row: ModelRow) -> str:
         return f"Unavailable: {row.fit.reason}"
     if row.loaded:
         return "Ready · in use"
+    if row.checking:
+        return "Checking…"
     item = row.item
     if item is None:
         return f"Not downloaded · {row.size}"
@@ -396,6 +403,8 @@ def model_button_text(row: ModelRow) -> str:
     item = row.item
     if not row.fit.usable:
         return f"{base} (unavailable)"
+    if row.checking:
+        return f"{base} (checking…)"
     if item is None or item.state is DownloadState.CANCELED:
         return f"{base} (not downloaded)"
     if item.state is DownloadState.QUEUED:
@@ -431,6 +440,8 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
     words = progress_words(item, max_retries) if item is not None else ""
     if row.loaded:
         words = "In use by this chat" if row.requested else "Loaded"
+    if row.checking and row.fit.usable:
+        words = "Checking what is stored on this device…"
     if words and row.fit.usable:
         role = ' role="alert"' if item is not None and item.state is DownloadState.FAILED \
             else ""
@@ -438,7 +449,9 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
     actions = []
     has_files = item is not None and (item.bytes_done > 0 or item.failed_to_start
                                       or item.state is DownloadState.READY)
-    if row.fit.usable:
+    if row.checking:
+        pass  # no action until its state is known
+    elif row.fit.usable:
         if item is None:
             actions.append(("download", "Download"))
         elif item.state is DownloadState.CANCELED:
@@ -447,7 +460,7 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
             actions.append(("cancel", "Cancel"))
         elif item.state is DownloadState.FAILED:
             actions.append(("retry", "Retry"))
-    if item is not None and not item.state.active and has_files:
+    if item is not None and not item.state.active and has_files and not row.checking:
         actions.append(("delete-model", "Remove files"))
     if actions:
         buttons = "".join(
@@ -469,7 +482,8 @@ def eta_attr(item: DownloadItem | None) -> str:
 def download_row_shape(row: ModelRow) -> str:
     """What changes a row's structure (anything else is a progress update in place)."""
     item = row.item
-    return "|".join([row.state_word, str(row.fit.usable), str(row.loaded), str(row.requested),
+    return "|".join([row.state_word, str(row.checking), str(row.fit.usable), str(row.loaded),
+                     str(row.requested),
                      str(bool(item and item.retry)), item.error.title if item and item.error
                      else "", row.size, str(bool(item and item.bytes_done))])
 
@@ -527,5 +541,6 @@ def model_rows(state: AppState) -> list[ModelRow]:
         rows.append(ModelRow(spec.key, spec.label, size, state.downloads.get(spec.key),
                              model_fit(spec, state.gpu),
                              state.engine.loaded_model == spec.model_id(f16),
-                             spec.key == requested, state.engine_choice.simulated))
+                             spec.key == requested, state.engine_choice.simulated,
+                             state.models_checking and spec.key not in state.downloads))
     return rows
