@@ -23,6 +23,7 @@ from .adapters.engine_client import WorkerEngine, WorkerRuntime
 from .adapters.ffi import create_proxy, js_object
 from .adapters.model_panel import ModelPanel
 from .adapters.page import Page
+from .adapters.popover import Popovers
 from .adapters.tab_link import BrowserTabLink
 from .adapters.tab_sync import BrowserReplyLocks, connect_tabs
 from .core.catalog import CATALOG, model_for_key
@@ -105,11 +106,13 @@ class App:
         self._watch_store_closed(service)
 
         self.service = service
-        page = self.page = Page(js.document, self)
+        popovers = Popovers(js.document)  # the one owner of showing and hiding popovers
+        page = self.page = Page(js.document, self, popovers)
         page.render(None, box.state)
         box.subscribe(page.render)
         panel = self.panel = ModelPanel(js.document, self,
-                                        models.max_retries if models else 0)
+                                        models.max_retries if models else 0, popovers,
+                                        page.keep_thread_end)
         panel.render(None, box.state)
         box.subscribe(panel.render)
         service.on_stream(page.stream)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from .pages.chat import ChatPage
 from .pages.models import SIM, Models
+from .test_accessibility import _audit, settings
+
+PHONE = settings.VIEWPORTS["mobile"]
 
 # Every text the model selector and the banner show, from the first paint on.
 RECORD_MODEL_TEXTS = """
@@ -38,3 +41,104 @@ def test_a_reload_with_the_model_stored_never_shows_it_missing(
     seen: list[str] = page.evaluate("window.__modelTexts")
     false = [t for t in seen if re.search(r"not downloaded|queued|Download Smart|isn't", t)]
     assert not false, seen
+
+
+def _box(locator: Locator) -> dict[str, float]:
+    box = locator.bounding_box()
+    assert box is not None, locator
+    return box
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+
+def _in_view(page: Page, box: dict[str, float]) -> bool:
+    size = page.viewport_size
+    assert size is not None
+    return box["y"] >= 0 and box["y"] + box["height"] <= size["height"] + 1
+
+
+def _assert_chat_in_view(page: Page, chat: ChatPage, manager: Locator) -> None:
+    """The thread's newest message and the composer are on screen, beside or below the
+    open Download Manager, never under it."""
+    panel = _box(manager)
+    newest = _box(chat.assistant_messages().last)
+    composer = _box(page.locator("#composer"))
+    assert not _overlap(panel, newest), (panel, newest)
+    assert not _overlap(panel, composer), (panel, composer)
+    assert _in_view(page, newest) and _in_view(page, composer), (newest, composer)
+
+
+def test_the_download_manager_sits_beside_the_thread_and_closes_the_usual_ways(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SIM)
+    models = Models(page)
+    page.get_by_role("button", name=re.compile(r"^Download Smart")).click()
+    manager = models.manager
+    expect(manager).to_be_visible()  # it opened by itself: the focus did not move into it
+    expect(manager).not_to_be_focused()
+    models.wait_state("Smart", "Ready")
+    chat.send("/echo the newest message stays in view")
+    chat.wait_for_reply_done()
+    expect(manager).to_be_visible()
+    _assert_chat_in_view(page, chat, manager)
+    assert _audit(page) == []
+
+    # Esc closes it from anywhere (here the message box), and the focus stays there.
+    chat.message_box.focus()
+    page.keyboard.press("Escape")
+    expect(manager).to_be_hidden()
+    expect(chat.message_box).to_be_focused()
+
+    downloads = page.get_by_role("button", name=re.compile("^Downloads"))
+    downloads.click()
+    expect(manager).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(manager).to_be_hidden()
+    expect(downloads).to_be_focused()
+
+    # A click outside it closes it.
+    downloads.click()
+    expect(manager).to_be_visible()
+    chat.assistant_messages().last.locator(".bubble").click()
+    expect(manager).to_be_hidden()
+
+    # Its close button, and the focus goes back to the Downloads button.
+    downloads.click()
+    manager.get_by_role("button", name="Close Download Manager").click()
+    expect(manager).to_be_hidden()
+    expect(downloads).to_be_focused()
+
+    # One popover owner: the performance panel and the Download Manager take turns.
+    downloads.click()
+    page.get_by_role("button", name="Performance").click()
+    expect(page.get_by_role("region", name="Last reply")).to_be_visible()
+    expect(manager).to_be_hidden()
+    downloads.click()
+    expect(page.get_by_role("region", name="Last reply")).to_be_hidden()
+    expect(manager).to_be_visible()
+
+
+def test_on_a_phone_the_download_manager_leaves_the_chat_in_view(
+        page: Page, site_url: str) -> None:
+    page.set_viewport_size(PHONE)
+    chat = ChatPage(page, site_url).open(query=SIM)
+    models = Models(page)
+    chat.send("/echo first")
+    chat.wait_for_reply_done()
+    for i in range(6):  # enough to fill the thread
+        chat.send(f"/echo {'a long line of text that wraps on a phone ' * 3}{i}")
+        chat.wait_for_reply_done()
+    manager = models.open_manager()
+    _assert_chat_in_view(page, chat, manager)
+    # A sheet above the thread, not over it: the thread starts below it.
+    panel, thread = _box(manager), _box(page.locator("#thread"))
+    assert thread["y"] >= panel["y"] + panel["height"] - 1, (panel, thread)
+    close = manager.get_by_role("button", name="Close Download Manager")
+    close_box = _box(close)
+    assert close_box["width"] >= 44 and close_box["height"] >= 44, close_box
+    assert _audit(page) == []
+    close.click()
+    expect(manager).to_be_hidden()

@@ -9,12 +9,14 @@ on its buttons survives); other rows are left alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.downloads import DownloadState
 from ..core.state import AppState
 from ..ui import views
 from .ffi import create_proxy, later
+from .popover import Popover, Popovers
 
 __all__ = ["ModelActions", "ModelPanel"]
 
@@ -30,7 +32,8 @@ class ModelActions(Protocol):
 
 
 class ModelPanel:
-    def __init__(self, document: Any, actions: ModelActions, max_retries: int) -> None:
+    def __init__(self, document: Any, actions: ModelActions, max_retries: int,
+                 popovers: Popovers, keep_thread_end: Callable[[], None] | None = None) -> None:
         self.doc = document
         self.actions = actions
         self.max_retries = max_retries
@@ -45,16 +48,21 @@ class ModelPanel:
         self.announcer = get("announcer")
         self._state: AppState | None = None
         self._proxies: list[Any] = []
+        self.popovers = popovers
+        self.list_popover = popovers.add(Popover(self.listbox, self.button,
+                                                 focus_target=self._selected_option))
+        # The panel takes room from the thread: a thread that showed its end still does.
+        self.manager_popover = popovers.add(Popover(
+            self.manager, self.downloads_button, group="header",
+            on_change=(lambda _visible: keep_thread_end()) if keep_thread_end else None))
         self._listen(self.button, "click", lambda *_: self.toggle_list())
         self._listen(self.button, "keydown", self._button_keydown)
         self._listen(self.listbox, "click", self._option_click)
         self._listen(self.listbox, "keydown", self._list_keydown)
         self._listen(self.downloads_button, "click", lambda *_: self.toggle_manager())
         self._listen(self.manager, "click", self._manager_click)
-        self._listen(self.manager, "keydown", self._manager_keydown)
         self._listen(self.banner, "click", self._manager_click)
         self._listen(document, "visibilitychange", lambda *_: self._update_title())
-        self._listen(document, "click", self._outside_click)
 
     def _listen(self, node: Any, event: str, handler: Any) -> None:
         proxy = create_proxy(handler)
@@ -63,15 +71,16 @@ class ModelPanel:
 
     # --- the selector (a button and a listbox) ---------------------------------------
 
-    def toggle_list(self, show: bool | None = None) -> None:
-        visible = bool(self.listbox.hidden) if show is None else show
-        self.listbox.hidden = not visible
-        self.button.setAttribute("aria-expanded", "true" if visible else "false")
+    def toggle_list(self, show: bool | None = None, restore: bool = True) -> None:
+        visible = not self.list_popover.is_open if show is None else show
         if visible:
-            selected = self.listbox.querySelector('[aria-selected="true"]') or \
-                self.listbox.querySelector('[role="option"]')
-            if selected:
-                selected.focus()
+            self.popovers.open(self.list_popover)
+        else:
+            self.popovers.close(self.list_popover, restore=restore)
+
+    def _selected_option(self) -> Any:
+        return self.listbox.querySelector('[aria-selected="true"]') or \
+            self.listbox.querySelector('[role="option"]')
 
     def _button_keydown(self, event: Any, *_: Any) -> None:
         if event.key in ("ArrowDown", "ArrowUp"):
@@ -94,13 +103,8 @@ class ModelPanel:
             event.preventDefault()
             if current:
                 self._choose(current)
-        elif event.key in ("Escape", "Tab"):
-            if event.key == "Escape":
-                event.preventDefault()
-                event.stopPropagation()
-            self.toggle_list(False)
-            if event.key == "Escape":
-                self.button.focus()
+        elif event.key == "Tab":
+            self.toggle_list(False, restore=False)  # focus moves on by itself
 
     def _option_click(self, event: Any, *_: Any) -> None:
         option = event.target.closest('[role="option"]')
@@ -115,11 +119,6 @@ class ModelPanel:
         self.button.focus()
         self.actions.choose_model(key)
 
-    def _outside_click(self, event: Any, *_: Any) -> None:
-        target = event.target
-        if not self.listbox.hidden and not target.closest(".model-picker"):
-            self.toggle_list(False)
-
     def confirm_switch(self) -> None:
         """A visible confirmation on the selector that the switch happened."""
         self.button.classList.add("switched")
@@ -128,15 +127,13 @@ class ModelPanel:
     # --- the Download Manager --------------------------------------------------------
 
     def toggle_manager(self, show: bool | None = None, focus: bool = True) -> None:
-        visible = bool(self.manager.hidden) if show is None else show
-        self.manager.hidden = not visible
-        self.downloads_button.setAttribute("aria-expanded", "true" if visible else "false")
+        """Show or hide the Download Manager. `focus=False`: it opened by itself (a
+        download started), so the user's focus stays where it is."""
+        visible = not self.manager_popover.is_open if show is None else show
         if visible:
-            self.doc.getElementById("perf-panel").hidden = True
-        if visible and focus:
-            self.manager.focus()
-        elif not visible and focus:
-            self.downloads_button.focus()
+            self.popovers.open(self.manager_popover, focus=focus)
+        else:
+            self.popovers.close(self.manager_popover, restore=focus)
 
     def _manager_click(self, event: Any, *_: Any) -> None:
         node = event.target.closest("[data-action]")
@@ -156,11 +153,6 @@ class ModelPanel:
             self.actions.delete_model(key)
         elif action == "use-model":
             self.actions.choose_model(key)
-
-    def _manager_keydown(self, event: Any, *_: Any) -> None:
-        if event.key == "Escape":
-            event.stopPropagation()
-            self.toggle_manager(False)
 
     # --- rendering -------------------------------------------------------------------
 
