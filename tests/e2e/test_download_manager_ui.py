@@ -10,7 +10,7 @@ import re
 from playwright.sync_api import Locator, Page, expect
 
 from .pages.chat import ChatPage
-from .pages.models import SIM, Models
+from .pages.models import SIM, SLOW, Models
 from .test_accessibility import _audit, settings
 
 PHONE = settings.VIEWPORTS["mobile"]
@@ -142,3 +142,78 @@ def test_on_a_phone_the_download_manager_leaves_the_chat_in_view(
     assert _audit(page) == []
     close.click()
     expect(manager).to_be_hidden()
+
+
+def test_progress_and_failure_show_on_the_downloads_button_with_a_toast_and_banner_retry(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=SLOW + "&sim_fail_always=smart@40")
+    models = Models(page)
+    page.get_by_role("button", name=re.compile(r"^Download Smart")).click()
+    expect(models.manager).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(models.manager).to_be_hidden()
+    downloads = page.locator("#downloads-button")
+    expect(downloads).to_have_accessible_name(re.compile(r"^Downloads, Smart [1-9]\d? %$"))
+    expect(downloads.locator(".downloads-ring")).to_be_visible()
+    # Every automatic retry fails too: the button is marked, a toast offers Retry.
+    expect(downloads).to_have_accessible_name("Downloads, Smart failed", timeout=30_000)
+    expect(downloads.locator(".downloads-failed")).to_be_visible()
+    toast = chat.toasts.locator(".toast").filter(has_text="Smart’s download failed.")
+    expect(toast).to_be_visible()
+    models.open_manager()
+    reason = models.row("Smart").locator(".row-detail").inner_text()
+    page.keyboard.press("Escape")
+    banner = page.get_by_role("note").filter(has_text="This chat uses Smart")
+    expect(banner).to_contain_text(f"whose download failed. {reason}")
+    expect(banner.get_by_role("button", name="Retry")).to_be_visible()
+    toast.get_by_role("button", name="Retry").click()
+    expect(toast).to_have_count(0)
+    expect(downloads).to_have_accessible_name(re.compile(r"^Downloads, Smart \d+ %$"))
+
+
+def test_keyboard_focus_stays_on_an_option_while_a_download_ticks(
+        page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    models.open_manager()
+    models.row("Quick").get_by_role("button", name="Download").click()
+    page.keyboard.press("Escape")
+    models.selector.focus()
+    page.keyboard.press("ArrowDown")
+    expect(models.listbox).to_be_visible()
+    quick, genius = models.option("Quick"), models.option("Genius")
+    expect(quick).to_contain_text(re.compile(r"Downloading \d+%"))
+    page.keyboard.press("End")
+    expect(genius).to_be_focused()
+    # Several progress ticks later the option still has the focus, and the keys still work.
+    first = int(re.findall(r"Downloading (\d+)%", quick.inner_text())[0])
+    expect(quick).to_contain_text(re.compile(
+        "Downloading (" + "|".join(str(p) for p in range(first + 3, 101)) + ")%|Ready"))
+    expect(genius).to_be_focused()
+    page.keyboard.press("ArrowUp")
+    expect(models.option("Smart")).to_be_focused()
+
+
+def test_the_queue_is_listed_in_line_and_a_waiting_retry_counts_down(
+        page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open(query=SLOW + "&sim_fail=quick@30&retry_backoff_s=4")
+    models = Models(page)
+    manager = models.open_manager()
+    for label in ("Quick", "Genius", "Smart"):
+        models.row(label).get_by_role("button", name="Download").click()
+    models.wait_state("Quick", "Downloading")
+    expect(manager.get_by_role("listitem").locator("strong")).to_have_text(
+        ["Quick (simulated)", "Genius (simulated)", "Smart (simulated)"])
+    expect(models.row("Genius").locator(".row-detail")).to_have_text(
+        re.compile(r"^2nd in line"))
+    expect(models.row("Smart").locator(".row-detail")).to_have_text(
+        re.compile(r"^3rd in line"))
+    detail = models.row("Quick").locator(".row-detail")
+    expect(detail).to_contain_text(re.compile(r"Retrying in [1-4] s \(1/3\)"), timeout=30_000)
+    first = int(re.findall(r"Retrying in (\d) s", detail.inner_text())[0])
+    if first > 1:  # the countdown runs by itself, second by second
+        expect(detail).to_contain_text(re.compile(
+            rf"Retrying in [1-{first - 1}] s \(1/3\)|Retrying \(1/3\)…"))
+    models.wait_state("Quick", "Ready", timeout=40_000)
+    expect(models.row("Smart").locator(".row-detail")).to_have_text(
+        re.compile(r"^2nd in line"))

@@ -22,6 +22,9 @@ from localchat.ui.views import (
     context_note,
     conversation_items,
     download_row_html,
+    downloads_badge,
+    downloads_button_html,
+    failure_toast_text,
     message_html,
     model_banner_html,
     model_button_text,
@@ -381,3 +384,22 @@ def test_while_the_stored_models_are_checked_nothing_false_is_claimed() -> None:
     assert model_button_text(_genius_row(queued, models_checking=True)) == \
         "Model: Genius (queued)"
     assert model_button_text(_genius_row(None)) == "Model: Genius (not downloaded)"
+
+
+def test_the_downloads_button_names_the_running_download_and_failures() -> None:
+    S = DownloadState
+    assert downloads_badge(AppState()).label == "Downloads"
+    running = DownloadItem("smart", "m", S.DOWNLOADING, bytes_total=100, bytes_done=42)
+    failed = DownloadItem("genius", GENIUS_F32, S.FAILED,
+                          error=UserMessage("The connection dropped.", "d", "a"))
+    queued = DownloadItem("quick", "q", S.QUEUED)
+    badge = downloads_badge(AppState(downloads={"genius": failed, "smart": running,
+                                                "quick": queued}))
+    assert badge.label == "Downloads, Smart 42 %, Genius failed"
+    assert (badge.percent, badge.failed) == (42, True)
+    html = downloads_button_html(badge)
+    assert 'data-percent="42"' in html and "downloads-failed" in html
+    assert failure_toast_text(failed) == "Genius’s download failed. The connection dropped."
+    starting = DownloadItem("smart", "m", S.COMPILING, compile_fraction=0.5)
+    assert downloads_badge(AppState(downloads={"smart": starting})).label == \
+        "Downloads, Smart starting 50 %"

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import js  # type: ignore[import-not-found]
+
 from ..core.downloads import DownloadState
 from ..core.state import AppState
 from ..ui import views
@@ -46,8 +48,10 @@ class ModelPanel:
         self.banner = get("model-banner")
         self.downloads_button = get("downloads-button")
         self.announcer = get("announcer")
+        self.toasts = get("toasts")
         self._state: AppState | None = None
         self._proxies: list[Any] = []
+        self._retry_tick = False
         self.popovers = popovers
         self.list_popover = popovers.add(Popover(self.listbox, self.button,
                                                  focus_target=self._selected_option))
@@ -62,6 +66,7 @@ class ModelPanel:
         self._listen(self.downloads_button, "click", lambda *_: self.toggle_manager())
         self._listen(self.manager, "click", self._manager_click)
         self._listen(self.banner, "click", self._manager_click)
+        self._listen(self.toasts, "click", self._toast_click)
         self._listen(document, "visibilitychange", lambda *_: self._update_title())
 
     def _listen(self, node: Any, event: str, handler: Any) -> None:
@@ -170,19 +175,54 @@ class ModelPanel:
         text = views.model_button_text(requested)
         if str(self.button.textContent) != text:
             self.button.textContent = text
-        self.listbox.innerHTML = views.model_options_html(rows)
-        self._render_rows(rows)
+        self._render_options(rows)
+        self._render_rows(views.download_rows(rows, new))
         self.storage.textContent = views.storage_html(new.storage)
+        self._render_downloads_button(new)
         self._render_banner(new, rows, requested)
         self._update_title()
         if old is not None:
             self._announce_changes(old, new, rows)
 
+    def _render_options(self, rows: list[views.ModelRow]) -> None:
+        """The model list changes only where its content did: a progress tick patches one
+        option's text, so keyboard focus on an option of the open list stays put."""
+        options = self._options()
+        if [str(o.dataset.key) for o in options] != [r.key for r in rows]:
+            self.listbox.innerHTML = views.model_options_html(rows)
+            return
+        for option, row in zip(options, rows, strict=True):
+            selected = "true" if row.requested else "false"
+            if str(option.getAttribute("aria-selected")) != selected:
+                option.setAttribute("aria-selected", selected)
+            if row.fit.usable:
+                if option.hasAttribute("aria-disabled"):
+                    option.removeAttribute("aria-disabled")
+            elif option.getAttribute("aria-disabled") != "true":
+                option.setAttribute("aria-disabled", "true")
+            for selector, text in ((".option-name", views.option_name(row)),
+                                   (".option-state", views.model_option_text(row))):
+                node = option.querySelector(selector)
+                if node is not None and str(node.textContent) != text:
+                    node.textContent = text
+
     def _render_rows(self, rows: list[views.ModelRow]) -> None:
-        existing = {str(n.dataset.key): n for n in self.list.querySelectorAll("li[data-key]")}
-        if len(existing) != len(rows):
-            self.list.innerHTML = "".join(views.download_row_html(r, self.max_retries)
+        """Rows in queue order; one whose structure is the same is patched in place."""
+        now = int(js.Date.now())
+        nodes = list(self.list.querySelectorAll("li[data-key]"))
+        existing = {str(n.dataset.key): n for n in nodes}
+        if [str(n.dataset.key) for n in nodes] != [r.key for r in rows]:
+            focused = self.doc.activeElement
+            inside = focused is not None and self.list.contains(focused) \
+                and focused.hasAttribute("data-action")
+            where = (str(focused.dataset.action), str(focused.dataset.key)) if inside else None
+            self.list.innerHTML = "".join(views.download_row_html(r, self.max_retries, now)
                                           for r in rows)
+            if where is not None:  # the queue's order changed: the focus stays on its button
+                again = self.list.querySelector(
+                    f'[data-action="{where[0]}"][data-key="{where[1]}"]')
+                (again or self.manager).focus()
+            self._tick_retries(rows)
             return
         for row in rows:
             node = existing[row.key]
@@ -192,7 +232,7 @@ class ModelPanel:
                 action = str(focused.dataset.action) if focused and node.contains(focused) \
                     and focused.hasAttribute("data-action") else None
                 node.insertAdjacentHTML("beforebegin",
-                                        views.download_row_html(row, self.max_retries))
+                                        views.download_row_html(row, self.max_retries, now))
                 row_node = node.previousElementSibling
                 node.remove()
                 if action:
@@ -205,12 +245,60 @@ class ModelPanel:
                 bar.setAttribute("data-eta-s", views.eta_attr(row.item))
                 bar.firstElementChild.style.width = f"{row.percent}%"
             detail = node.querySelector(".row-detail")
-            if detail and row.item is not None and not row.loaded:
-                from ..core.downloads import progress_words
-
-                text = progress_words(row.item, self.max_retries)
+            if detail and row.item is not None and not row.loaded and row.fit.usable:
+                text = views.row_words(row, self.max_retries, now)
                 if str(detail.textContent) != text:
                     detail.textContent = text
+        self._tick_retries(rows)
+
+    def _tick_retries(self, rows: list[views.ModelRow]) -> None:
+        """While an automatic retry waits, its countdown is redrawn every second."""
+        if self._retry_tick or not any(
+                r.item is not None and r.item.retry and r.item.retry_at_ms is not None
+                and r.item.state is DownloadState.DOWNLOADING for r in rows):
+            return
+        self._retry_tick = True
+
+        def tick() -> None:
+            self._retry_tick = False
+            state = self._state
+            if state is not None:
+                self._render_rows(views.download_rows(views.model_rows(state), state))
+
+        later(1000, tick)
+
+    def _render_downloads_button(self, state: AppState) -> None:
+        """Progress and failures show on the Downloads button with the panel closed."""
+        badge = views.downloads_badge(state)
+        html = views.downloads_button_html(badge)
+        if str(self.downloads_button.innerHTML) != html:
+            self.downloads_button.innerHTML = html
+        if str(self.downloads_button.getAttribute("aria-label") or "") != badge.label:
+            self.downloads_button.setAttribute("aria-label", badge.label)
+        self.downloads_button.classList.toggle("has-failed", badge.failed)
+
+    def _toast_failure(self, item: Any) -> None:
+        """A failure is shown in a toast with Retry (the toasts are a status region)."""
+        node = self.doc.createElement("div")
+        node.className = "toast toast-action"
+        text = self.doc.createElement("span")
+        text.textContent = views.failure_toast_text(item)
+        retry = self.doc.createElement("button")
+        retry.type = "button"
+        retry.className = "toast-button"
+        retry.dataset.action = "retry"
+        retry.dataset.key = item.key
+        retry.textContent = "Retry"
+        node.append(text, retry)
+        self.toasts.append(node)
+        later(12000, node.remove)
+
+    def _toast_click(self, event: Any, *_: Any) -> None:
+        node = event.target.closest('[data-action="retry"]')
+        if node:
+            key = str(node.dataset.key)
+            node.closest(".toast").remove()
+            self.actions.retry_download(key)
 
     def _render_banner(self, state: AppState, rows: list[views.ModelRow],
                        requested: views.ModelRow) -> None:
@@ -255,7 +343,7 @@ class ModelPanel:
             after = new.downloads.get(row.key)
             if after is None or (before is not None and before.state is after.state):
                 continue
-            words = f"{row.label}: {after.state.label}."
-            if after.state is DownloadState.FAILED and after.error is not None:
-                words += f" {after.error.title}"
-            self.announcer.textContent = words
+            if after.state is DownloadState.FAILED:
+                self._toast_failure(after)  # a status region: it is announced
+                continue
+            self.announcer.textContent = f"{row.label}: {after.state.label}."

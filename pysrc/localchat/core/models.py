@@ -727,8 +727,10 @@ class ModelService(ModelView):
             persist = now - saved_at >= PERSIST_PROGRESS_S
             if persist:
                 saved_at = now
+            retry_at = None if report.retry_in_s is None else \
+                self.now_ms() + round(report.retry_in_s * 1000)
             self._put(current.updated(
-                bytes_done=done, bytes_total=total, retry=report.retry,
+                bytes_done=done, bytes_total=total, retry=report.retry, retry_at_ms=retry_at,
                 eta_seconds=eta.seconds_left(total, now) if total else None), persist=persist)
             if report.bytes_total:
                 self._set_size(key, report.bytes_total)

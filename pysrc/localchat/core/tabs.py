@@ -63,7 +63,8 @@ def item_to_live(item: DownloadItem) -> dict[str, Any]:
     return {"key": item.key, "modelId": item.model_id, "state": item.state.value,
             "requestedAt": item.requested_at, "bytesTotal": item.bytes_total,
             "bytesDone": item.bytes_done, "compileFraction": item.compile_fraction,
-            "eta": item.eta_seconds, "retry": item.retry, "failedToStart": item.failed_to_start,
+            "eta": item.eta_seconds, "retry": item.retry, "retryAt": item.retry_at_ms,
+            "failedToStart": item.failed_to_start,
             "error": None if error is None else {"title": error.title, "detail": error.detail,
                                                  "action": error.action}}
 
@@ -79,6 +80,7 @@ def item_from_live(data: Any) -> DownloadItem | None:
             bytes_done=int(data.get("bytesDone") or 0),
             compile_fraction=float(data.get("compileFraction") or 0.0),
             eta_seconds=_float_or_none(data.get("eta")), retry=int(data.get("retry") or 0),
+            retry_at_ms=_int_or_none(data.get("retryAt")),
             error=None if not isinstance(error, dict) else UserMessage(
                 str(error.get("title", "")), str(error.get("detail", "")),
                 str(error.get("action", ""))),

@@ -21,6 +21,8 @@ from ..core.downloads import (
     format_bytes,
     model_fit,
     progress_words,
+    queue_order,
+    queue_positions,
 )
 from ..core.errors import UserMessage
 from ..core.settings import EngineChoice, EngineKind
@@ -339,6 +341,8 @@ class ModelRow:
     checking: bool = False
     """Its stored files and record are still being read (after boot): its state is not
     known yet, so nothing is claimed."""
+    position: int | None = None
+    """Its place in line for the downloader (1: downloading now), if it is in line."""
 
     @property
     def state_word(self) -> str:
@@ -383,6 +387,11 @@ def model_option_text(row: ModelRow) -> str:
     return item.state.label
 
 
+def option_name(row: ModelRow) -> str:
+    """The name part of a selector option (plain text)."""
+    return _row_name(row)
+
+
 def model_options_html(rows: list[ModelRow]) -> str:
     out = []
     for row in rows:
@@ -390,7 +399,7 @@ def model_options_html(rows: list[ModelRow]) -> str:
         out.append(
             f'<li role="option" id="model-option-{escape(row.key)}" data-key="{escape(row.key)}"'
             f' aria-selected="{"true" if row.requested else "false"}"{disabled} tabindex="-1">'
-            f'<span class="option-name">{escape(_row_name(row))}</span> '
+            f'<span class="option-name">{escape(option_name(row))}</span> '
             f'<span class="option-state">{escape(model_option_text(row))}</span></li>')
     return "".join(out)
 
@@ -418,7 +427,18 @@ def model_button_text(row: ModelRow) -> str:
     return base
 
 
-def download_row_html(row: ModelRow, max_retries: int) -> str:
+def row_words(row: ModelRow, max_retries: int, now_ms: int | None = None) -> str:
+    """A Download Manager row's detail line (plain text)."""
+    if row.loaded:
+        return "In use by this chat" if row.requested else "Loaded"
+    if row.checking:
+        return "Checking what is stored on this device…"
+    if row.item is None:
+        return ""
+    return progress_words(row.item, max_retries, position=row.position, now_ms=now_ms)
+
+
+def download_row_html(row: ModelRow, max_retries: int, now_ms: int | None = None) -> str:
     item = row.item
     word = row.state_word
     key = escape(row.key)
@@ -437,11 +457,7 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
             f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{row.percent}" '
             f'data-eta-s="{eta_attr(item)}">'
             f'<div class="progress-fill" data-percent="{row.percent}"></div></div>')
-    words = progress_words(item, max_retries) if item is not None else ""
-    if row.loaded:
-        words = "In use by this chat" if row.requested else "Loaded"
-    if row.checking and row.fit.usable:
-        words = "Checking what is stored on this device…"
+    words = row_words(row, max_retries, now_ms)
     if words and row.fit.usable:
         role = ' role="alert"' if item is not None and item.state is DownloadState.FAILED \
             else ""
@@ -512,7 +528,7 @@ def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: 
             why = escape(error.detail) if error else ""
             text = f"This chat uses {name}, which couldn't start. {why}".strip()
         else:
-            why = escape(error.title) if error else ""
+            why = escape(f"{error.title} {error.detail}".strip()) if error else ""
             text = f"This chat uses {name}, whose download failed. {why}".strip()
         download = (f'<button type="button" class="row-button" data-action="retry" '
                     f'data-key="{escape(row.key)}">Retry</button>')
@@ -529,10 +545,65 @@ def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: 
     return f'<div class="model-banner" role="note"><p>{text}</p>{download}{use}</div>'
 
 
+@dataclass(frozen=True)
+class DownloadsBadge:
+    """What the header's Downloads button shows with the panel closed."""
+
+    label: str
+    """Its accessible name: "Downloads, Smart 42 %", "Downloads, Genius failed"."""
+    percent: int | None
+    """The active download's (or start's) progress; None: nothing is running."""
+    failed: bool
+    """Some model's last download or start failed."""
+
+
+def downloads_badge(state: AppState) -> DownloadsBadge:
+    items = [state.downloads[s.key] for s in CATALOG if s.key in state.downloads]
+    active = next((i for i in items if i.state is DownloadState.DOWNLOADING), None) or \
+        next((i for i in items if i.state is DownloadState.COMPILING), None)
+    parts = ["Downloads"]
+    percent = None
+    if active is not None:
+        percent = round(active.fraction * 100)
+        doing = " starting" if active.state is DownloadState.COMPILING else ""
+        parts.append(f"{_label(active.key)}{doing} {percent} %")
+    failed = [i for i in items if i.state is DownloadState.FAILED]
+    parts.extend(f"{_label(i.key)} {'couldn’t start' if i.failed_to_start else 'failed'}"
+                 for i in failed)
+    return DownloadsBadge(", ".join(parts), percent, bool(failed))
+
+
+def downloads_button_html(badge: DownloadsBadge) -> str:
+    """The Downloads button's content (its name is `badge.label`, in aria-label)."""
+    out = ['<span class="downloads-word">Downloads</span>']
+    if badge.percent is not None:
+        out.append(f'<span class="downloads-ring" data-percent="{badge.percent}" '
+                   f'aria-hidden="true"></span><span class="downloads-percent" '
+                   f'aria-hidden="true">{badge.percent}%</span>')
+    if badge.failed:
+        out.append('<span class="downloads-failed" aria-hidden="true">!</span>')
+    return "".join(out)
+
+
+def _label(key: str) -> str:
+    spec = model_for_key(key)
+    return spec.label if spec else key
+
+
+def failure_toast_text(item: DownloadItem) -> str:
+    """The toast when a model's download (or start) failed: what and why."""
+    name = _label(item.key)
+    what = f"{name} couldn’t start." if item.failed_to_start else \
+        f"{name}’s download failed."
+    return f"{what} {item.error.title}" if item.error is not None else what
+
+
 def model_rows(state: AppState) -> list[ModelRow]:
-    """Every catalog model as the selector and the Download Manager show it."""
+    """Every catalog model as the selector shows it (catalog order); the Download Manager
+    lists them in `queue_order`."""
     f16 = bool(state.gpu and state.gpu.f16)
     requested = state.requested_model_key
+    positions = queue_positions(state.downloads)
     rows = []
     for spec in CATALOG:
         exact = state.model_sizes.get(spec.key)
@@ -542,5 +613,13 @@ def model_rows(state: AppState) -> list[ModelRow]:
                              model_fit(spec, state.gpu),
                              state.engine.loaded_model == spec.model_id(f16),
                              spec.key == requested, state.engine_choice.simulated,
-                             state.models_checking and spec.key not in state.downloads))
+                             state.models_checking and spec.key not in state.downloads,
+                             positions.get(spec.key)))
     return rows
+
+
+def download_rows(rows: list[ModelRow], state: AppState) -> list[ModelRow]:
+    """The rows in the Download Manager's order: what is starting or in line first, in
+    queue order, then the rest."""
+    by_key = {r.key: r for r in rows}
+    return [by_key[k] for k in queue_order(state.downloads) if k in by_key]
