@@ -217,3 +217,20 @@ def test_the_queue_is_listed_in_line_and_a_waiting_retry_counts_down(
     models.wait_state("Quick", "Ready", timeout=40_000)
     expect(models.row("Smart").locator(".row-detail")).to_have_text(
         re.compile(r"^2nd in line"))
+
+
+def test_each_choice_shows_its_cost_and_a_software_gpu_is_named_before_any_download(
+        page: Page, site_url: str) -> None:
+    ChatPage(page, site_url).open(query=SIM + "&sim_gpu=fallback")
+    models = Models(page)
+    banner = page.get_by_role("note").filter(has_text="To start chatting")
+    expect(banner).to_contain_text(re.compile(r"SwiftShader.*replies will be very slow"))
+    models.selector.click()
+    expect(models.option("Genius")).to_contain_text(
+        re.compile(r"[\d.]+ MB download · best answers, needs a strong GPU"))
+    expect(models.option("Quick")).to_contain_text("download · fastest")
+    assert _audit(page) == []
+    page.keyboard.press("Escape")
+    manager = models.open_manager()
+    expect(manager).to_contain_text("SwiftShader")
+    expect(models.state("Smart")).to_have_text("Not downloaded")  # said before any download

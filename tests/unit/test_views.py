@@ -14,6 +14,7 @@ from localchat.core.conversation import (
 )
 from localchat.core.downloads import DownloadItem, DownloadState
 from localchat.core.errors import UserMessage
+from localchat.core.gpu import GpuReport, slow_gpu_warning
 from localchat.core.settings import EngineChoice, EngineKind
 from localchat.core.state import AppState
 from localchat.ui.views import (
@@ -29,6 +30,7 @@ from localchat.ui.views import (
     model_banner_html,
     model_button_text,
     model_label,
+    model_option_cost,
     model_option_text,
     model_rows,
     notices_html,
@@ -403,3 +405,22 @@ def test_the_downloads_button_names_the_running_download_and_failures() -> None:
     starting = DownloadItem("smart", "m", S.COMPILING, compile_fraction=0.5)
     assert downloads_badge(AppState(downloads={"smart": starting})).label == \
         "Downloads, Smart starting 50 %"
+
+
+def test_options_show_the_download_size_and_what_each_model_is_good_for() -> None:
+    row = _genius_row(None, model_sizes={"genius": 4420 * MB})
+    assert model_option_cost(row) == "4.3 GB download · best answers, needs a strong GPU"
+    ready = _genius_row(DownloadItem("genius", GENIUS_F32, DownloadState.READY))
+    assert model_option_cost(ready) == "best answers, needs a strong GPU"
+    kept = DownloadItem("genius", GENIUS_F32, DownloadState.CANCELED, bytes_done=MB)
+    assert model_option_cost(_genius_row(kept)).startswith("≈ 4.9 GB download · best")
+
+
+def test_a_software_only_gpu_is_named_with_its_warning_before_any_download() -> None:
+    soft = GpuReport(usable=True, reason="ok", f16=False, low_resource=False,
+                     description="SwiftShader device (Subzero)", fallback=True)
+    warning = slow_gpu_warning(soft)
+    assert "SwiftShader" in warning and "very slow" in warning
+    assert slow_gpu_warning(replace(soft, fallback=False)) == ""
+    row = _genius_row(None, gpu=soft)
+    assert warning in text(model_banner_html(row, None, True, warning))

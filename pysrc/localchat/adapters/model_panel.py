@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import js  # type: ignore[import-not-found]
 
 from ..core.downloads import DownloadState
+from ..core.gpu import slow_gpu_warning
 from ..core.state import AppState
 from ..ui import views
 from .ffi import create_proxy, later
@@ -45,6 +46,7 @@ class ModelPanel:
         self.manager = get("download-manager")
         self.list = get("download-list")
         self.storage = get("dm-storage")
+        self.gpu_note = get("dm-gpu")
         self.banner = get("model-banner")
         self.downloads_button = get("downloads-button")
         self.announcer = get("announcer")
@@ -178,6 +180,10 @@ class ModelPanel:
         self._render_options(rows)
         self._render_rows(views.download_rows(rows, new))
         self.storage.textContent = views.storage_html(new.storage)
+        warning = slow_gpu_warning(new.gpu)
+        if str(self.gpu_note.textContent) != warning:
+            self.gpu_note.textContent = warning
+            self.gpu_note.hidden = not warning
         self._render_downloads_button(new)
         self._render_banner(new, rows, requested)
         self._update_title()
@@ -201,7 +207,8 @@ class ModelPanel:
             elif option.getAttribute("aria-disabled") != "true":
                 option.setAttribute("aria-disabled", "true")
             for selector, text in ((".option-name", views.option_name(row)),
-                                   (".option-state", views.model_option_text(row))):
+                                   (".option-state", views.model_option_text(row)),
+                                   (".option-cost", views.model_option_cost(row))):
                 node = option.querySelector(selector)
                 if node is not None and str(node.textContent) != text:
                     node.textContent = text
@@ -315,7 +322,8 @@ class ModelPanel:
             r.loaded or (r.item is not None and r.item.state is DownloadState.READY))]
         alternative = next((r for r in ready if r.loaded), ready[0] if ready else None)
         first_visit = not state.downloads and not state.messages
-        html = views.model_banner_html(requested, alternative, first_visit)
+        html = views.model_banner_html(requested, alternative, first_visit,
+                                       slow_gpu_warning(state.gpu))
         if str(self.banner.innerHTML) != html:
             self.banner.innerHTML = html
 

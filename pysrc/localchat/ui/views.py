@@ -373,7 +373,7 @@ def model_option_text(row: ModelRow) -> str:
         return "Checking…"
     item = row.item
     if item is None:
-        return f"Not downloaded · {row.size}"
+        return "Not downloaded"  # its size is on the line below, with what it is for
     if item.state is DownloadState.DOWNLOADING:
         return f"Downloading {row.percent}%"
     if item.state is DownloadState.COMPILING:
@@ -392,6 +392,19 @@ def option_name(row: ModelRow) -> str:
     return _row_name(row)
 
 
+def model_option_cost(row: ModelRow) -> str:
+    """What choosing the model costs and gives: "4.4 GB download · best answers, needs a
+    strong GPU" (a stored model costs nothing more: only what it is good for)."""
+    spec = model_for_key(row.key)
+    purpose = spec.purpose if spec else ""
+    item = row.item
+    stored = row.loaded or (item is not None and (item.state in (
+        DownloadState.READY, DownloadState.COMPILING) or item.failed_to_start))
+    if stored or row.checking or not row.fit.usable:
+        return purpose
+    return " · ".join(p for p in (f"{row.size} download", purpose) if p)
+
+
 def model_options_html(rows: list[ModelRow]) -> str:
     out = []
     for row in rows:
@@ -400,7 +413,8 @@ def model_options_html(rows: list[ModelRow]) -> str:
             f'<li role="option" id="model-option-{escape(row.key)}" data-key="{escape(row.key)}"'
             f' aria-selected="{"true" if row.requested else "false"}"{disabled} tabindex="-1">'
             f'<span class="option-name">{escape(option_name(row))}</span> '
-            f'<span class="option-state">{escape(model_option_text(row))}</span></li>')
+            f'<span class="option-state">{escape(model_option_text(row))}</span> '
+            f'<span class="option-cost">{escape(model_option_cost(row))}</span></li>')
     return "".join(out)
 
 
@@ -512,8 +526,10 @@ def storage_html(storage: StorageInfo | None) -> str:
             f"{format_bytes(storage.quota)} this browser allows it.{kept}")
 
 
-def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: bool) -> str:
-    """Shown above the composer when the chat's model isn't downloaded."""
+def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: bool,
+                      warning: str = "") -> str:
+    """Shown above the composer when the chat's model isn't downloaded (`warning`: what
+    to know before downloading, such as a software-only GPU)."""
     name = escape(_row_name(row))
     if not row.fit.usable:
         text = f"This chat uses {name}, which can't run on this device: {escape(row.fit.reason)}"
@@ -542,7 +558,9 @@ def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: 
         use = (f'<button type="button" class="row-button" data-action="use-model" '
                f'data-key="{escape(alternative.key)}">Use {escape(_row_name(alternative))} '
                "instead</button>")
-    return f'<div class="model-banner" role="note"><p>{text}</p>{download}{use}</div>'
+    note = f'<p class="banner-warning">{escape(warning)}</p>' if warning else ""
+    return (f'<div class="model-banner" role="note"><p>{text}</p>{note}{download}{use}'
+            "</div>")
 
 
 @dataclass(frozen=True)
