@@ -234,3 +234,36 @@ def test_each_choice_shows_its_cost_and_a_software_gpu_is_named_before_any_downl
     manager = models.open_manager()
     expect(manager).to_contain_text("SwiftShader")
     expect(models.state("Smart")).to_have_text("Not downloaded")  # said before any download
+
+
+RECORD_KEPT = """
+window.__kept = [];
+new MutationObserver(() => {
+    const detail = document.querySelector('#download-list [data-key="smart"] .row-detail');
+    const m = detail && detail.textContent.match(/Canceled\\. (.+?) of .+ kept/);
+    if (m && window.__kept[window.__kept.length - 1] !== m[1]) window.__kept.push(m[1]);
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_a_canceled_row_shows_only_the_stored_figure(page: Page, site_url: str) -> None:
+    page.add_init_script(RECORD_KEPT)
+    ChatPage(page, site_url).open(query=SLOW)
+    models = Models(page)
+    models.open_manager()
+    models.row("Smart").get_by_role("button", name="Download").click()
+    bar = models.row("Smart").get_by_role("progressbar")
+    expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^([2-9]\d|100)$"),
+                                  timeout=30_000)
+    models.row("Smart").get_by_role("button", name="Cancel").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Cancel download").click()
+    models.wait_state("Smart", "Canceled")
+    row = models.row("Smart")
+    expect(row.get_by_role("button", name="Resume")).to_be_visible()
+    expect(row).to_contain_text(re.compile(r"Canceled\. [\d.]+ (KB|MB) of [\d.]+ MB kept"))
+    expect(models.row("Smart").locator(".row-detail")).not_to_contain_text("Counting")
+    shown = page.evaluate("window.__kept")
+    assert len(shown) == 1, shown  # one figure, the stored one: never one that shrinks
+    row.get_by_role("button", name="Remove files").click()
+    expect(page.get_by_role("alertdialog")).to_contain_text(f"This frees {shown[0]}.")
+    page.get_by_role("alertdialog").get_by_role("button", name="Keep files").click()

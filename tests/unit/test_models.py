@@ -699,6 +699,11 @@ def test_cancel_while_downloading_stops_the_requests_and_keeps_complete_files() 
     assert item.bytes_done == stored > 0
     assert item.bytes_total == rig.host.model_bytes(GENIUS)
     assert "kept; Resume continues from there." in progress_words(item, 3)
+    # Until the stored files are counted no kept figure is shown (it never shrinks).
+    canceled = [i for i in rig.history["genius"] if i.state is S.CANCELED]
+    assert canceled[0].counting
+    assert progress_words(canceled[0], 3) == "Canceled. Counting what was kept…"
+    assert {i.bytes_done for i in canceled if not i.counting} == {item.bytes_done}
 
 
 def test_resume_after_cancel_fetches_only_what_is_missing() -> None:

@@ -159,6 +159,9 @@ class DownloadItem:
     """Automatic retries in a row without progress (shown as "Retrying (n/3)…")."""
     retry_at_ms: int | None = None
     """Epoch ms when the pending automatic retry starts ("Retrying in 4 s"); not stored."""
+    counting: bool = False
+    """Just canceled: `bytes_done` still counts bytes in flight (a file cut mid-way is
+    not kept) until the stored files are counted, so no kept figure is shown; not stored."""
     error: UserMessage | None = None
     failed_to_start: bool = False
     """Failed after every file was stored: the model couldn't start (not a download failure)."""
@@ -266,6 +269,8 @@ def progress_words(item: DownloadItem, max_retries: int, label: str = "", *,
     if item.state is DownloadState.FAILED and item.error is not None:
         return f"{item.error.title} {item.error.detail}"
     if item.state is DownloadState.CANCELED:
+        if item.counting:
+            return "Canceled. Counting what was kept…"
         if item.bytes_done:
             return (f"Canceled. {format_bytes(item.bytes_done)} of "
                     f"{format_bytes(item.bytes_total)} kept; Resume continues from there.")

@@ -356,7 +356,8 @@ class ModelService(ModelView):
             if item.failed_to_start:
                 self._refetch_start_files.add(key)
             self._move(key, E.REQUEST, requested_at=now, retry=0, error=None,
-                       eta_seconds=None, failed_to_start=False, compile_fraction=0.0)
+                       eta_seconds=None, failed_to_start=False, compile_fraction=0.0,
+                       counting=False)
         self._kick()
         return True
 
@@ -396,7 +397,7 @@ class ModelService(ModelView):
             job.canceled = True
             if job.task is not None:
                 job.task.cancel()
-        self._move(key, E.CANCEL, retry=0, eta_seconds=None)
+        self._move(key, E.CANCEL, retry=0, eta_seconds=None, counting=True)
         self._wake(key)
         self._spawn(self._count_kept(key))
 
@@ -408,9 +409,11 @@ class ModelService(ModelView):
         state = item.state
         found = await self._inventory(item.model_id)
         item = self.item(key)
-        if found is not None and item is not None and item.state is state:
-            self._put(item.updated(bytes_done=found.stored_bytes,
-                                   bytes_total=found.total_bytes or item.bytes_total))
+        if item is not None and item.state is state:
+            if found is not None:
+                item = item.updated(bytes_done=found.stored_bytes,
+                                    bytes_total=found.total_bytes or item.bytes_total)
+            self._put(item.updated(counting=False))
         await self.refresh_storage()
 
     async def remove(self, key: str) -> None:

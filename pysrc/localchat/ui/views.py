@@ -379,6 +379,8 @@ def model_option_text(row: ModelRow) -> str:
     if item.state is DownloadState.COMPILING:
         return f"Starting {row.percent}%"
     if item.state is DownloadState.CANCELED:
+        if item.counting:
+            return "Canceled"
         if item.bytes_done:
             return f"Canceled · {format_bytes(item.bytes_done)} of {row.size} kept"
         return f"Canceled · {row.size}"
