@@ -1,10 +1,13 @@
 """The model controls in the DOM: the selector in the composer, the Download Manager,
-the "isn't downloaded" banner, the tab title while hidden, and announcements.
+the Downloads button's progress and failure mark, the "isn't downloaded" banner, the
+failure toast with Retry, the tab title while hidden, and announcements.
 
 Views (ui/views.py) make the HTML; this adapter decides what to patch. Download
 progress arrives up to dozens of times a second, so a Download Manager row whose
 structure did not change only gets its progress bar and text updated in place (focus
-on its buttons survives); other rows are left alone.
+on its buttons survives), and the model list's options only get their texts patched
+(keyboard focus on an option of the open list survives). Showing and hiding the list
+and the Download Manager goes through `Popovers` (adapters/popover.py), never directly.
 """
 
 from __future__ import annotations
