@@ -23,6 +23,7 @@ from .adapters.engine_client import WorkerEngine, WorkerRuntime
 from .adapters.ffi import create_proxy, js_object
 from .adapters.model_panel import ModelPanel
 from .adapters.page import Page
+from .adapters.popover import Popovers
 from .adapters.tab_link import BrowserTabLink
 from .adapters.tab_sync import BrowserReplyLocks, connect_tabs
 from .core.catalog import CATALOG, model_for_key
@@ -75,7 +76,8 @@ class App:
     async def run(self) -> None:
         search = str(js.location.search)
         choice = parse_engine_query(search)
-        box = StateBox(AppState(engine_choice=choice))
+        # Until the stored downloads are read, the model controls say "Checking…".
+        box = StateBox(AppState(engine_choice=choice, models_checking=True))
         try:
             bridges = await js.window.localchat.bridges
         except Exception:  # boot.js has already shown which file failed
@@ -98,15 +100,19 @@ class App:
                 models = RemoteModels(box, link, RetryPolicy().max_retries)
                 models.on_switch = self._switched
         self.models = models
+        if models is None:
+            box.update(models_checking=False)  # nothing to check: no model can run here
         service = ChatService(box, store, models, clock, BrowserReplyLocks(bridges.db))
         self._watch_store_closed(service)
 
         self.service = service
-        page = self.page = Page(js.document, self)
+        popovers = Popovers(js.document)  # the one owner of showing and hiding popovers
+        page = self.page = Page(js.document, self, popovers)
         page.render(None, box.state)
         box.subscribe(page.render)
         panel = self.panel = ModelPanel(js.document, self,
-                                        models.max_retries if models else 0)
+                                        models.max_retries if models else 0, popovers,
+                                        page.keep_thread_end)
         panel.render(None, box.state)
         box.subscribe(panel.render)
         service.on_stream(page.stream)
@@ -175,7 +181,11 @@ class App:
         if isinstance(models, RemoteModels):
             # Also when the owner closes before it ever answered (start() returns then).
             self.spawn(self._take_over(models))
-        await models.start()
+        try:
+            await models.start()
+        finally:
+            if self.service.box.state.models_checking:
+                self.service.box.update(models_checking=False)
         if self.hub is not None and self.models is models:
             self.hub.announce()
         self.service._load_requested()

@@ -44,3 +44,4 @@ def test_real_probe_on_swiftshader_has_no_f16(page: Page, site_url: str) -> None
         "import('./js/engine-bridge.js').then(m => m.probeGpu(location.search))")
     assert report["usable"] is True and report["f16"] is False
     assert report["simulated"] is False
+    assert report["fallback"] is True, report  # a software adapter: replies will be slow

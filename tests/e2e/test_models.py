@@ -170,8 +170,9 @@ def test_failure_is_inline_with_retry_and_automatic_retries_are_shown(
     models = Models(page)
     models.open_manager()
     models.row("Genius").get_by_role("button", name="Download").click()
-    expect(models.row("Genius")).to_contain_text(re.compile(r"Retrying \([123]/3\)…"),
-                                                 timeout=40_000)
+    # "Retrying in 1 s (1/3)" while it waits, "Retrying (1/3)…" once it has started.
+    expect(models.row("Genius")).to_contain_text(
+        re.compile(r"Retrying (in \d+ s \([123]/3\)|\([123]/3\)…)"), timeout=40_000)
     models.wait_state("Genius", "Failed", timeout=60_000)
     row = models.row("Genius")
     expect(row.get_by_role("alert")).to_contain_text(

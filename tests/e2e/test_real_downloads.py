@@ -162,7 +162,7 @@ def test_busy_or_failing_hosts_are_retried_and_shown(
     fault = model_host.faults.status("*/params_shard_1.bin", status, times=2, retry_after=1)
     models = open_manager(page, site_url)
     row = download_quick(models)
-    expect(row).to_contain_text(re.compile(r"Retrying \([12]/3\)…"))
+    expect(row).to_contain_text(re.compile(r"Retrying (in \d+ s \([12]/3\)|\([12]/3\)…)"))
     models.wait_state("Quick", "Ready")
     assert fault.used == 2
     assert len(model_host.log.records("*/params_shard_1.bin", method="GET")) == 3
@@ -230,7 +230,7 @@ def test_a_stalled_download_is_retried_on_bytes_not_reports(
     # A one-second stall limit, and a one-second wait before the retry so it can be seen.
     models = open_manager(page, site_url, "sw=off&retry_backoff_s=1&download_stall_s=1")
     row = download_quick(models)
-    expect(row).to_contain_text(re.compile(r"Retrying \(1/3\)…"))
+    expect(row).to_contain_text(re.compile(r"Retrying (in \d+ s \(1/3\)|\(1/3\)…)"))
     models.wait_state("Quick", "Ready")
     assert stall.used == 1
     ranges = [r.range for r in model_host.log.records("*/params_shard_4.bin", method="GET")]

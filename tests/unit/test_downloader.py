@@ -191,6 +191,16 @@ def test_passing_troubles_are_retried_with_backoff(kind: FailureKind, status: in
     assert rig.progress[-1].retry == 0
 
 
+def test_a_waiting_retry_reports_when_it_starts() -> None:
+    rig = Rig()
+    rig.downloader.monotonic = lambda: 100.0
+    rig.host.fail(rig.shard(0), K.DROPPED, times=2)
+    run(rig.download)
+    waiting = [p.retry_in_s for p in rig.progress if p.retry_in_s is not None]
+    assert sorted(set(waiting)) == [1.0, 2.0]  # other files report while one waits
+    assert rig.progress[-1].retry_in_s is None
+
+
 def test_three_retries_in_a_row_without_progress_then_it_gives_up() -> None:
     rig = Rig()
     rig.host.fail(rig.shard(0), K.HTTP, status=503, times=None)

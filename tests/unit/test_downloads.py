@@ -21,7 +21,10 @@ from localchat.core.downloads import (
     item_to_record,
     model_fit,
     new_item,
+    ordinal,
     progress_words,
+    queue_order,
+    queue_positions,
     transition,
 )
 from localchat.core.errors import UserMessage
@@ -401,3 +404,35 @@ def test_odd_optional_fields_are_tolerated() -> None:
 def test_non_finite_numbers_never_raise(field: str, value: float) -> None:
     item = item_from_record(good_record(**{field: value}))
     assert item is None or item.key == "smart"
+
+
+def test_ordinals() -> None:
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]
+
+
+def test_the_queue_is_listed_in_line_with_positions() -> None:
+    S = DownloadState
+    downloads = {
+        "quick": DownloadItem("quick", "q", S.QUEUED, requested_at=30),
+        "genius": DownloadItem("genius", "g", S.DOWNLOADING, requested_at=20),
+        "smart": DownloadItem("smart", "s", S.QUEUED, requested_at=10),
+    }
+    assert queue_positions(downloads) == {"genius": 1, "smart": 2, "quick": 3}
+    assert queue_order(downloads) == ["genius", "smart", "quick"]
+    words = progress_words(downloads["quick"], 3, position=3)
+    assert words == "3rd in line · waiting for the download before it"
+    # A model starting comes first; models not in line keep the catalog's order.
+    later = {"genius": DownloadItem("genius", "g", S.READY),
+             "smart": DownloadItem("smart", "s", S.COMPILING)}
+    assert queue_positions(later) == {}
+    assert queue_order(later) == ["smart", "quick", "genius"]
+
+
+def test_a_waiting_automatic_retry_counts_down() -> None:
+    item = DownloadItem("smart", "s", DownloadState.DOWNLOADING, bytes_total=100 * MB,
+                        bytes_done=40 * MB, retry=1, retry_at_ms=10_000)
+    assert progress_words(item, 3, now_ms=6_200).endswith(" · Retrying in 4 s (1/3)")
+    assert progress_words(item, 3, now_ms=9_500).endswith(" · Retrying in 1 s (1/3)")
+    assert progress_words(item, 3, now_ms=10_000).endswith(" · Retrying (1/3)…")
+    assert progress_words(item, 3).endswith(" · Retrying (1/3)…")

@@ -699,6 +699,11 @@ def test_cancel_while_downloading_stops_the_requests_and_keeps_complete_files() 
     assert item.bytes_done == stored > 0
     assert item.bytes_total == rig.host.model_bytes(GENIUS)
     assert "kept; Resume continues from there." in progress_words(item, 3)
+    # Until the stored files are counted no kept figure is shown (it never shrinks).
+    canceled = [i for i in rig.history["genius"] if i.state is S.CANCELED]
+    assert canceled[0].counting
+    assert progress_words(canceled[0], 3) == "Canceled. Counting what was kept…"
+    assert {i.bytes_done for i in canceled if not i.counting} == {item.bytes_done}
 
 
 def test_resume_after_cancel_fetches_only_what_is_missing() -> None:
@@ -890,6 +895,23 @@ def test_start_finds_stored_models_and_resumes_the_queue_in_order() -> None:
     genius_first = min(i for i, (u, _) in enumerate(rig.host.requests) if "8B" in u)
     assert quick_first < genius_first
     assert rig.state("quick") is S.READY and rig.state("genius") is S.READY
+
+
+def test_start_ends_the_check_with_the_stored_states_in_one_change() -> None:
+    async def scenario() -> list[tuple[bool, S | None]]:
+        rig = Rig(stored=(SMART,))
+        rig.box.update(models_checking=True)
+        seen: list[tuple[bool, S | None]] = []
+        rig.box.subscribe(lambda old, new: seen.append(
+            (new.models_checking, new.downloads["smart"].state
+             if "smart" in new.downloads else None)))
+        await rig.models.start()
+        return seen
+
+    seen = run(scenario)
+    # Never "not checking" with Smart absent: the check ends as its Ready state arrives.
+    assert seen and seen[0] == (False, S.READY), seen
+    assert (False, None) not in seen
 
 
 def test_start_shows_the_stored_bytes_of_a_half_done_download_at_once() -> None:

@@ -101,7 +101,8 @@ def test_unknown_gpu_falls_back_to_f16_and_keeps_other_knobs() -> None:
     choice = parse_engine_query("?engine=sim&sim_gpu=rtx&sim_mbps=12")
     assert choice.sim.gpu == "f16"
     assert choice.sim.mbps == 12.0
-    assert choice.problems == ("sim_gpu='rtx' is not one of f16, nof16, low, none; using f16.",)
+    assert choice.problems == (
+        "sim_gpu='rtx' is not one of f16, nof16, low, fallback, none; using f16.",)
 
 
 @pytest.mark.parametrize("gpu", ["f16", "nof16", "low", "none"])

@@ -14,6 +14,7 @@ from localchat.core.conversation import (
 )
 from localchat.core.downloads import DownloadItem, DownloadState
 from localchat.core.errors import UserMessage
+from localchat.core.gpu import GpuReport, slow_gpu_warning
 from localchat.core.settings import EngineChoice, EngineKind
 from localchat.core.state import AppState
 from localchat.ui.views import (
@@ -22,11 +23,15 @@ from localchat.ui.views import (
     context_note,
     conversation_items,
     download_row_html,
+    downloads_badge,
+    downloads_button_html,
     edit_form_html,
+    failure_toast_text,
     message_html,
     model_banner_html,
     model_button_text,
     model_label,
+    model_option_cost,
     model_option_text,
     model_rows,
     notices_html,
@@ -401,3 +406,54 @@ def test_the_composer_says_the_chats_model_is_starting_without_a_reply_waiting()
     assert composer_status(other) == ""
     ready = replace(state, downloads={"genius": replace(item, state=DownloadState.READY)})
     assert composer_status(ready) == ""
+
+
+def test_while_the_stored_models_are_checked_nothing_false_is_claimed() -> None:
+    row = _genius_row(None, models_checking=True)
+    assert model_button_text(row) == "Model: Genius (checking…)"
+    assert model_option_text(row) == "Checking…"
+    assert _actions(row) == []
+    assert "Checking what is stored" in text(download_row_html(row, 3))
+    # An item already known (a request made while checking) shows its real state.
+    queued = DownloadItem("genius", GENIUS_F32, DownloadState.QUEUED)
+    assert model_button_text(_genius_row(queued, models_checking=True)) == \
+        "Model: Genius (queued)"
+    assert model_button_text(_genius_row(None)) == "Model: Genius (not downloaded)"
+
+
+def test_the_downloads_button_names_the_running_download_and_failures() -> None:
+    S = DownloadState
+    assert downloads_badge(AppState()).label == "Downloads"
+    running = DownloadItem("smart", "m", S.DOWNLOADING, bytes_total=100, bytes_done=42)
+    failed = DownloadItem("genius", GENIUS_F32, S.FAILED,
+                          error=UserMessage("The connection dropped.", "d", "a"))
+    queued = DownloadItem("quick", "q", S.QUEUED)
+    badge = downloads_badge(AppState(downloads={"genius": failed, "smart": running,
+                                                "quick": queued}))
+    assert badge.label == "Downloads, Smart 42 %, Genius failed"
+    assert (badge.percent, badge.failed) == (42, True)
+    html = downloads_button_html(badge)
+    assert 'data-percent="42"' in html and "downloads-failed" in html
+    assert failure_toast_text(failed) == "Genius’s download failed. The connection dropped."
+    starting = DownloadItem("smart", "m", S.COMPILING, compile_fraction=0.5)
+    assert downloads_badge(AppState(downloads={"smart": starting})).label == \
+        "Downloads, Smart starting 50 %"
+
+
+def test_options_show_the_download_size_and_what_each_model_is_good_for() -> None:
+    row = _genius_row(None, model_sizes={"genius": 4420 * MB})
+    assert model_option_cost(row) == "4.3 GB download · best answers, needs a strong GPU"
+    ready = _genius_row(DownloadItem("genius", GENIUS_F32, DownloadState.READY))
+    assert model_option_cost(ready) == "best answers, needs a strong GPU"
+    kept = DownloadItem("genius", GENIUS_F32, DownloadState.CANCELED, bytes_done=MB)
+    assert model_option_cost(_genius_row(kept)).startswith("≈ 4.9 GB download · best")
+
+
+def test_a_software_only_gpu_is_named_with_its_warning_before_any_download() -> None:
+    soft = GpuReport(usable=True, reason="ok", f16=False, low_resource=False,
+                     description="SwiftShader device (Subzero)", fallback=True)
+    warning = slow_gpu_warning(soft)
+    assert "SwiftShader" in warning and "very slow" in warning
+    assert slow_gpu_warning(replace(soft, fallback=False)) == ""
+    row = _genius_row(None, gpu=soft)
+    assert warning in text(model_banner_html(row, None, True, warning))

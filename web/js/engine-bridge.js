@@ -111,6 +111,9 @@ const SIM_GPUS = {
            maxStorageBufferBindingSize: 1024 * MIB },
   low: { usable: true, f16: true, lowResource: true, maxBufferSize: 256 * MIB,
          maxStorageBufferBindingSize: 128 * MIB },
+  // A software adapter (SwiftShader): it runs, very slowly.
+  fallback: { usable: true, f16: false, lowResource: false, maxBufferSize: 2048 * MIB,
+              maxStorageBufferBindingSize: 1024 * MIB, fallback: true },
 };
 
 function simulatedGpu(params) {
@@ -120,14 +123,17 @@ function simulatedGpu(params) {
              description: "", simulated: true, maxBufferSize: 0, maxStorageBufferBindingSize: 0 };
   }
   const gpu = SIM_GPUS[kind] || SIM_GPUS.f16;
-  return { ...gpu, reason: "ok", vendor: "simulated",
-           description: "Simulated GPU (LocalChat simulated engine)", simulated: true };
+  const description = gpu.fallback ? "SwiftShader (simulated software GPU)"
+    : "Simulated GPU (LocalChat simulated engine)";
+  return { fallback: false, ...gpu, reason: "ok", vendor: "simulated", description,
+           simulated: true };
 }
 
 /**
  * What the GPU can do, as a plain object (never rejects):
  * {usable, reason: "ok"|"no-webgpu"|"no-adapter"|"limits", f16, lowResource, vendor,
- *  description, simulated, maxBufferSize, maxStorageBufferBindingSize}.
+ *  description, simulated, maxBufferSize, maxStorageBufferBindingSize, fallback}
+ * (`fallback`: a software adapter such as SwiftShader, no graphics card).
  * With engine=sim in `search` (the page's query string) the answer comes from sim_gpu.
  * The probe runs once per query string (boot.js starts it early; later calls share it).
  */
@@ -144,7 +150,7 @@ async function runProbe(search) {
   if (params.get("engine") === "sim") return simulatedGpu(params);
   const result = { usable: false, reason: "no-adapter", f16: false, lowResource: false,
                    vendor: "", description: "", simulated: false, maxBufferSize: 0,
-                   maxStorageBufferBindingSize: 0 };
+                   maxStorageBufferBindingSize: 0, fallback: false };
   try {
     if (typeof navigator === "undefined" || !navigator.gpu) {
       return { ...result, reason: "no-webgpu" };
@@ -170,6 +176,10 @@ async function runProbe(search) {
     result.maxBufferSize = Number(limits.maxBufferSize);
     result.maxStorageBufferBindingSize = Number(limits.maxStorageBufferBindingSize);
     result.f16 = adapter.features.has("shader-f16");
+    // A software adapter: WebGPU's own flag (adapter.info in newer browsers), or
+    // SwiftShader by name.
+    result.fallback = Boolean(info.isFallbackAdapter || adapter.isFallbackAdapter) ||
+      /swiftshader/i.test(`${vendor} ${info.architecture || ""} ${result.description}`);
     result.lowResource = result.maxStorageBufferBindingSize <= 128 * MIB ||
       /\b(qualcomm|arm)\b/i.test(vendor);
     // WebLLM's hard requirements (its detectGPUDevice).

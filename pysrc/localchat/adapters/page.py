@@ -25,6 +25,7 @@ from ..core.transfer import MAX_IMPORT_BYTES
 from ..ui import heavy, views
 from .ffi import create_proxy, later
 from .packages import browser_turn
+from .popover import Popover, Popovers
 
 __all__ = ["Actions", "Page"]
 
@@ -55,7 +56,8 @@ class Actions(Protocol):
 
 
 class Page:
-    def __init__(self, document: Any, actions: Actions) -> None:
+    def __init__(self, document: Any, actions: Actions,
+                 popovers: Popovers | None = None) -> None:
         self.doc = document
         self.actions = actions
         get = document.getElementById
@@ -75,6 +77,9 @@ class Page:
         self.perf_button = get("perf-button")
         self.perf_panel = get("perf-panel")
         self.perf_body = get("perf-body")
+        self.popovers = popovers or Popovers(document)
+        self.perf = self.popovers.add(Popover(self.perf_panel, self.perf_button,
+                                              group="header"))
         self.dialog = get("confirm-dialog")
         self.announcer = get("announcer")
         self.toasts = get("toasts")
@@ -111,7 +116,6 @@ class Page:
         listen(self.thread, "keydown", self._edit_keydown)
         listen(self.thread, "scroll", lambda *_: self._note_scroll())
         listen(self.perf_button, "click", lambda *_: self.toggle_perf())
-        listen(self.perf_panel, "keydown", self._perf_keydown)
         listen(self.sidebar_toggle, "click", lambda *_: self.toggle_drawer())
         listen(self.chat, "click", self._chat_click)
         listen(self.import_input, "change", self._import_chosen)
@@ -167,13 +171,9 @@ class Page:
             self.form.requestSubmit()
 
     def _document_keydown(self, event: Any, *_: Any) -> None:
-        if event.key == "Escape":
-            if self.doc.body.classList.contains("drawer-open"):
-                self.toggle_drawer(False)
-                self.sidebar_toggle.focus()
-            elif not self.perf_panel.hidden:
-                self.toggle_perf(False)
-                self.perf_button.focus()
+        if event.key == "Escape" and self.doc.body.classList.contains("drawer-open"):
+            self.toggle_drawer(False)
+            self.sidebar_toggle.focus()
 
     # --- sidebar -----------------------------------------------------------------
 
@@ -600,17 +600,17 @@ class Page:
     # --- performance panel, notices, dialogs, live regions -----------------------
 
     def toggle_perf(self, show: bool | None = None) -> None:
-        visible = self.perf_panel.hidden if show is None else show
-        self.perf_panel.hidden = not visible
-        self.perf_button.setAttribute("aria-expanded", "true" if visible else "false")
+        visible = not self.perf.is_open if show is None else show
         if visible:
-            self.doc.getElementById("download-manager").hidden = True
-            self.perf_panel.focus()
+            self.popovers.open(self.perf)
+        else:
+            self.popovers.close(self.perf)
 
-    def _perf_keydown(self, event: Any, *_: Any) -> None:
-        if event.key == "Escape":
-            self.toggle_perf(False)
-            self.perf_button.focus()
+    def keep_thread_end(self) -> None:
+        """The thread's size changed (a panel beside or above it opened or closed): a
+        thread that showed its newest message still does."""
+        if self._follow:
+            self.thread.scrollTop = self.thread.scrollHeight
 
     def announce(self, text: str) -> None:
         """Tell screen readers (the text is replaced, so repeats are announced)."""

@@ -37,6 +37,8 @@ class ModelSpec:
     download_mb_f32: float = 0.0
     min_binding_mb: float = 128.0
     """Smallest maxStorageBufferBindingSize (MiB) its largest weight buffer fits in."""
+    purpose: str = ""
+    """What it is good for, in a few plain words (the selector shows it with its size)."""
 
     def model_id(self, f16: bool) -> str:
         """The WebLLM model id to load on a GPU with (or without) shader-f16."""
@@ -51,11 +53,14 @@ class ModelSpec:
 
 CATALOG: tuple[ModelSpec, ...] = (
     ModelSpec("quick", "Quick", "Llama-3.2-1B-Instruct-q4f16_1-MLC",
-              "Llama-3.2-1B-Instruct-q4f32_1-MLC", 879.04, 1128.82, 4096, True, 712, 1003, 128),
+              "Llama-3.2-1B-Instruct-q4f32_1-MLC", 879.04, 1128.82, 4096, True, 712, 1003, 128,
+              "fastest, simple answers, runs on most GPUs"),
     ModelSpec("smart", "Smart", "Llama-3.2-3B-Instruct-q4f16_1-MLC",
-              "Llama-3.2-3B-Instruct-q4f32_1-MLC", 2263.69, 2951.51, 4096, True, 1740, 2275, 128),
+              "Llama-3.2-3B-Instruct-q4f32_1-MLC", 2263.69, 2951.51, 4096, True, 1740, 2275, 128,
+              "good answers for everyday chats"),
     ModelSpec("genius", "Genius", "Llama-3.1-8B-Instruct-q4f16_1-MLC",
-              "Llama-3.1-8B-Instruct-q4f32_1-MLC", 5001.0, 6101.01, 4096, False, 4420, 5060, 256),
+              "Llama-3.1-8B-Instruct-q4f32_1-MLC", 5001.0, 6101.01, 4096, False, 4420, 5060, 256,
+              "best answers, needs a strong GPU"),
 )
 
 DEFAULT_MODEL_KEY = "smart"

@@ -208,6 +208,8 @@ class DownloadProgress:
     bytes_total: int | None
     retry: int = 0
     """The highest count of retries in a row among the files being fetched (0: all well)."""
+    retry_in_s: float | None = None
+    """Seconds until the pending automatic retry starts (None: none is waiting)."""
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,8 @@ class _Run:
         self.done: dict[str, int] = {}
         self.flight: dict[str, int] = {}
         self.retries: dict[str, int] = {}
+        self.waits: dict[str, float] = {}
+        """When each file's pending automatic retry starts (on `monotonic`, else the wait)."""
         self.total_known = False
         self.unsized: set[str] = set()
         """Files still to fetch whose length isn't known yet (the library, the tokenizer):
@@ -395,7 +399,11 @@ class _Run:
         total = self._total() if not self.unsized else None
         if total is not None:
             total = max(total, done)
-        return DownloadProgress(done, total, max(self.retries.values(), default=0))
+        retry_in = None
+        if self.waits:
+            clock = self.d.monotonic
+            retry_in = max(0.0, max(self.waits.values()) - (clock() if clock else 0.0))
+        return DownloadProgress(done, total, max(self.retries.values(), default=0), retry_in)
 
     def emit(self, force: bool = False) -> None:
         clock = self.d.monotonic
@@ -434,8 +442,13 @@ class _Run:
                 if wait is None:
                     raise
                 self.retries[url] = retries + 1
+                clock = self.d.monotonic
+                self.waits[url] = (clock() if clock is not None else 0.0) + wait
                 self.emit(force=True)
-                await self.d.sleep(wait)
+                try:
+                    await self.d.sleep(wait)
+                finally:
+                    self.waits.pop(url, None)
                 resume = failure.kept > 0
                 continue
             self.flight.pop(url, None)

@@ -42,7 +42,10 @@ __all__ = [
     "item_to_record",
     "model_fit",
     "new_item",
+    "ordinal",
     "progress_words",
+    "queue_order",
+    "queue_positions",
     "transition",
 ]
 
@@ -154,6 +157,11 @@ class DownloadItem:
     eta_seconds: float | None = None
     retry: int = 0
     """Automatic retries in a row without progress (shown as "Retrying (n/3)…")."""
+    retry_at_ms: int | None = None
+    """Epoch ms when the pending automatic retry starts ("Retrying in 4 s"); not stored."""
+    counting: bool = False
+    """Just canceled: `bytes_done` still counts bytes in flight (a file cut mid-way is
+    not kept) until the stored files are counted, so no kept figure is shown; not stored."""
     error: UserMessage | None = None
     failed_to_start: bool = False
     """Failed after every file was stored: the model couldn't start (not a download failure)."""
@@ -202,24 +210,67 @@ def format_bytes(n: float | None, approximate: bool = False) -> str:
     return f"{prefix}{max(1, round(n / 1024))} KB"
 
 
-def progress_words(item: DownloadItem, max_retries: int, label: str = "") -> str:
-    """What the Download Manager says under the state word."""
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th… 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queue_positions(downloads: dict[str, DownloadItem]) -> dict[str, int]:
+    """Each model's place in line for the downloader: the download running is 1st, the
+    queued ones follow in the order the queue takes them (request time)."""
+    keys = [s.key for s in CATALOG]
+    running = [i for i in downloads.values() if i.state is DownloadState.DOWNLOADING]
+    queued = sorted((i for i in downloads.values() if i.state is DownloadState.QUEUED),
+                    key=lambda i: (i.requested_at, keys.index(i.key) if i.key in keys else 99))
+    return {item.key: n for n, item in enumerate(running + queued, 1)}
+
+
+def queue_order(downloads: dict[str, DownloadItem]) -> list[str]:
+    """Every catalog key in the Download Manager's order: a model starting, then the
+    download running and the queue in line, then the others in catalog order."""
+    positions = queue_positions(downloads)
+    starting = [k for k, i in downloads.items() if i.state is DownloadState.COMPILING]
+    in_line = sorted(positions, key=positions.__getitem__)
+    rest = [s.key for s in CATALOG if s.key not in positions and s.key not in starting]
+    return [s.key for s in CATALOG if s.key in starting] + in_line + rest
+
+
+def retry_words(item: DownloadItem, max_retries: int, now_ms: int | None) -> str:
+    """" · Retrying in 4 s (1/3)" while an automatic retry waits, " · Retrying (1/3)…"."""
+    if not item.retry:
+        return ""
+    if item.retry_at_ms is not None and now_ms is not None:
+        seconds = math.ceil((item.retry_at_ms - now_ms) / 1000)
+        if seconds > 0:
+            return f" · Retrying in {seconds} s ({item.retry}/{max_retries})"
+    return f" · Retrying ({item.retry}/{max_retries})…"
+
+
+def progress_words(item: DownloadItem, max_retries: int, label: str = "", *,
+                   position: int | None = None, now_ms: int | None = None) -> str:
+    """What the Download Manager says under the state word (`position`: its place in
+    line, see `queue_positions`; `now_ms`: the time, for a retry's countdown)."""
     if item.state is DownloadState.DOWNLOADING:
         percent = round(item.fraction * 100)
         done = format_bytes(item.bytes_done)
         total = format_bytes(item.bytes_total)
-        retry = f" · Retrying ({item.retry}/{max_retries})…" if item.retry else ""
+        retry = retry_words(item, max_retries, now_ms)
         return f"{percent}% · {done} of {total} · {format_eta(item.eta_seconds)}{retry}"
     if item.state is DownloadState.COMPILING:
         return f"Starting on your GPU… {round(item.compile_fraction * 100)}%"
     if item.state is DownloadState.QUEUED:
+        waiting = f"{ordinal(position)} in line · waiting for the download before it" \
+            if position else "Waiting for the download before it"
         if item.bytes_done:
-            return (f"Waiting for the download before it · {format_bytes(item.bytes_done)} of "
+            return (f"{waiting} · {format_bytes(item.bytes_done)} of "
                     f"{format_bytes(item.bytes_total)} kept")
-        return "Waiting for the download before it"
+        return waiting
     if item.state is DownloadState.FAILED and item.error is not None:
         return f"{item.error.title} {item.error.detail}"
     if item.state is DownloadState.CANCELED:
+        if item.counting:
+            return "Canceled. Counting what was kept…"
         if item.bytes_done:
             return (f"Canceled. {format_bytes(item.bytes_done)} of "
                     f"{format_bytes(item.bytes_total)} kept; Resume continues from there.")

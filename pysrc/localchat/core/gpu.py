@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import UserMessage
 
-__all__ = ["GpuReport", "explain_gpu", "gpu_report_from_probe"]
+__all__ = ["GpuReport", "explain_gpu", "gpu_report_from_probe", "slow_gpu_warning"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class GpuReport:
     simulated: bool = False
     max_binding_mb: float = 0.0
     """WebGPU's maxStorageBufferBindingSize in MiB (0: unknown)."""
+    fallback: bool = False
+    """A software adapter (SwiftShader, `isFallbackAdapter`): models run, very slowly."""
 
 
 def gpu_report_from_probe(raw: dict[str, Any]) -> GpuReport:
@@ -35,7 +37,19 @@ def gpu_report_from_probe(raw: dict[str, Any]) -> GpuReport:
         description=str(raw.get("description", "") or ""),
         simulated=bool(raw.get("simulated", False)),
         max_binding_mb=_mib(raw.get("maxStorageBufferBindingSize")),
+        fallback=bool(raw.get("fallback", False)),
     )
+
+
+def slow_gpu_warning(report: GpuReport | None) -> str:
+    """The warning shown before any download on a software-only GPU ("" elsewhere)."""
+    if report is None or not report.usable or not report.fallback:
+        return ""
+    name = "SwiftShader" if "swiftshader" in report.description.lower() or \
+        "swiftshader" in report.vendor.lower() else "a software renderer"
+    return (f"This browser's WebGPU runs on the processor ({name}), not on a graphics "
+            "card: replies will be very slow. For usable speed, open LocalChat in Chrome or "
+            "Edge on a computer with a GPU and hardware acceleration on.")
 
 
 def _mib(value: Any) -> float:

@@ -297,7 +297,8 @@ class ModelService(ModelView):
                 items[spec.key] = restored
         # Requests made while this ran (a message sent right after boot) win.
         self.box.update(downloads={**items, **self.box.state.downloads},
-                        model_sizes={**sizes, **self.box.state.model_sizes})
+                        model_sizes={**sizes, **self.box.state.model_sizes},
+                        models_checking=False)
         self._spawn(self.refresh_storage())
         if any(i.state is DownloadState.QUEUED for i in self.box.state.downloads.values()):
             self._kick()
@@ -355,7 +356,8 @@ class ModelService(ModelView):
             if item.failed_to_start:
                 self._refetch_start_files.add(key)
             self._move(key, E.REQUEST, requested_at=now, retry=0, error=None,
-                       eta_seconds=None, failed_to_start=False, compile_fraction=0.0)
+                       eta_seconds=None, failed_to_start=False, compile_fraction=0.0,
+                       counting=False)
         self._kick()
         return True
 
@@ -395,7 +397,7 @@ class ModelService(ModelView):
             job.canceled = True
             if job.task is not None:
                 job.task.cancel()
-        self._move(key, E.CANCEL, retry=0, eta_seconds=None)
+        self._move(key, E.CANCEL, retry=0, eta_seconds=None, counting=True)
         self._wake(key)
         self._spawn(self._count_kept(key))
 
@@ -407,9 +409,11 @@ class ModelService(ModelView):
         state = item.state
         found = await self._inventory(item.model_id)
         item = self.item(key)
-        if found is not None and item is not None and item.state is state:
-            self._put(item.updated(bytes_done=found.stored_bytes,
-                                   bytes_total=found.total_bytes or item.bytes_total))
+        if item is not None and item.state is state:
+            if found is not None:
+                item = item.updated(bytes_done=found.stored_bytes,
+                                    bytes_total=found.total_bytes or item.bytes_total)
+            self._put(item.updated(counting=False))
         await self.refresh_storage()
 
     async def remove(self, key: str) -> None:
@@ -726,8 +730,10 @@ class ModelService(ModelView):
             persist = now - saved_at >= PERSIST_PROGRESS_S
             if persist:
                 saved_at = now
+            retry_at = None if report.retry_in_s is None else \
+                self.now_ms() + round(report.retry_in_s * 1000)
             self._put(current.updated(
-                bytes_done=done, bytes_total=total, retry=report.retry,
+                bytes_done=done, bytes_total=total, retry=report.retry, retry_at_ms=retry_at,
                 eta_seconds=eta.seconds_left(total, now) if total else None), persist=persist)
             if report.bytes_total:
                 self._set_size(key, report.bytes_total)

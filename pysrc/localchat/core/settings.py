@@ -55,7 +55,7 @@ class EngineKind(Enum):
     """The URL named an engine that does not exist; nothing is started."""
 
 
-GPU_CHOICES = ("f16", "nof16", "low", "none")
+GPU_CHOICES = ("f16", "nof16", "low", "fallback", "none")
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,10 @@ class AppState:
     model_sizes: dict[str, int] = field(default_factory=dict)
     """Exact download sizes in bytes, by catalog key, once known."""
     storage: StorageInfo | None = None
+    models_checking: bool = False
+    """The stored download records and files are still being read (after boot): until
+    then `downloads` is not known, and the model controls say "Checking…" rather than a
+    state that may be false ("not downloaded" for a model that is stored)."""
 
     @property
     def active(self) -> Conversation | None:

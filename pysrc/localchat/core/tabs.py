@@ -63,7 +63,9 @@ def item_to_live(item: DownloadItem) -> dict[str, Any]:
     return {"key": item.key, "modelId": item.model_id, "state": item.state.value,
             "requestedAt": item.requested_at, "bytesTotal": item.bytes_total,
             "bytesDone": item.bytes_done, "compileFraction": item.compile_fraction,
-            "eta": item.eta_seconds, "retry": item.retry, "failedToStart": item.failed_to_start,
+            "eta": item.eta_seconds, "retry": item.retry, "retryAt": item.retry_at_ms,
+            "counting": item.counting,
+            "failedToStart": item.failed_to_start,
             "error": None if error is None else {"title": error.title, "detail": error.detail,
                                                  "action": error.action}}
 
@@ -79,6 +81,8 @@ def item_from_live(data: Any) -> DownloadItem | None:
             bytes_done=int(data.get("bytesDone") or 0),
             compile_fraction=float(data.get("compileFraction") or 0.0),
             eta_seconds=_float_or_none(data.get("eta")), retry=int(data.get("retry") or 0),
+            retry_at_ms=_int_or_none(data.get("retryAt")),
+            counting=data.get("counting") is True,
             error=None if not isinstance(error, dict) else UserMessage(
                 str(error.get("title", "")), str(error.get("detail", "")),
                 str(error.get("action", ""))),
@@ -113,8 +117,9 @@ def _progress_only(old: Any, new: Any) -> bool:
     for key, item in new.downloads.items():
         before = old.downloads[key]
         if (before.state, before.error, before.retry, before.failed_to_start,
-                before.bytes_total) != (item.state, item.error, item.retry,
-                                        item.failed_to_start, item.bytes_total):
+                before.bytes_total, before.counting) != (
+                item.state, item.error, item.retry, item.failed_to_start, item.bytes_total,
+                item.counting):
             return False
     return True
 
@@ -495,6 +500,8 @@ class RemoteModels(ModelView):
             changes["engine"] = replace(state.engine, loaded_model=loaded)
         if storage is not None and storage != state.storage:
             changes["storage"] = storage
+        if state.models_checking:
+            changes["models_checking"] = False  # the owner has checked them
         if changes:
             self.box.update(**changes)
         self._mirrored.set()

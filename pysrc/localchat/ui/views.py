@@ -29,6 +29,8 @@ from ..core.downloads import (
     format_bytes,
     model_fit,
     progress_words,
+    queue_order,
+    queue_positions,
 )
 from ..core.errors import UserMessage
 from ..core.settings import EngineChoice, EngineKind
@@ -363,11 +365,18 @@ class ModelRow:
     loaded: bool
     requested: bool
     simulated: bool
+    checking: bool = False
+    """Its stored files and record are still being read (after boot): its state is not
+    known yet, so nothing is claimed."""
+    position: int | None = None
+    """Its place in line for the downloader (1: downloading now), if it is in line."""
 
     @property
     def state_word(self) -> str:
         if not self.fit.usable:
             return "Unavailable"
+        if self.checking:
+            return "Checking…"
         if self.item is None:
             return "Not downloaded"
         return self.item.state.label
@@ -387,20 +396,42 @@ def model_option_text(row: ModelRow) -> str:
         return f"Unavailable: {row.fit.reason}"
     if row.loaded:
         return "Ready · in use"
+    if row.checking:
+        return "Checking…"
     item = row.item
     if item is None:
-        return f"Not downloaded · {row.size}"
+        return "Not downloaded"  # its size is on the line below, with what it is for
     if item.state is DownloadState.DOWNLOADING:
         return f"Downloading {row.percent}%"
     if item.state is DownloadState.COMPILING:
         return f"Starting {row.percent}%"
     if item.state is DownloadState.CANCELED:
+        if item.counting:
+            return "Canceled"
         if item.bytes_done:
             return f"Canceled · {format_bytes(item.bytes_done)} of {row.size} kept"
         return f"Canceled · {row.size}"
     if item.state is DownloadState.FAILED:
         return "Couldn't start" if item.failed_to_start else "Download failed"
     return item.state.label
+
+
+def option_name(row: ModelRow) -> str:
+    """The name part of a selector option (plain text)."""
+    return _row_name(row)
+
+
+def model_option_cost(row: ModelRow) -> str:
+    """What choosing the model costs and gives: "4.4 GB download · best answers, needs a
+    strong GPU" (a stored model costs nothing more: only what it is good for)."""
+    spec = model_for_key(row.key)
+    purpose = spec.purpose if spec else ""
+    item = row.item
+    stored = row.loaded or (item is not None and (item.state in (
+        DownloadState.READY, DownloadState.COMPILING) or item.failed_to_start))
+    if stored or row.checking or not row.fit.usable:
+        return purpose
+    return " · ".join(p for p in (f"{row.size} download", purpose) if p)
 
 
 def model_options_html(rows: list[ModelRow]) -> str:
@@ -410,8 +441,9 @@ def model_options_html(rows: list[ModelRow]) -> str:
         out.append(
             f'<li role="option" id="model-option-{escape(row.key)}" data-key="{escape(row.key)}"'
             f' aria-selected="{"true" if row.requested else "false"}"{disabled} tabindex="-1">'
-            f'<span class="option-name">{escape(_row_name(row))}</span> '
-            f'<span class="option-state">{escape(model_option_text(row))}</span></li>')
+            f'<span class="option-name">{escape(option_name(row))}</span> '
+            f'<span class="option-state">{escape(model_option_text(row))}</span> '
+            f'<span class="option-cost">{escape(model_option_cost(row))}</span></li>')
     return "".join(out)
 
 
@@ -423,6 +455,8 @@ def model_button_text(row: ModelRow) -> str:
     item = row.item
     if not row.fit.usable:
         return f"{base} (unavailable)"
+    if row.checking:
+        return f"{base} (checking…)"
     if item is None or item.state is DownloadState.CANCELED:
         return f"{base} (not downloaded)"
     if item.state is DownloadState.QUEUED:
@@ -436,7 +470,18 @@ def model_button_text(row: ModelRow) -> str:
     return base
 
 
-def download_row_html(row: ModelRow, max_retries: int) -> str:
+def row_words(row: ModelRow, max_retries: int, now_ms: int | None = None) -> str:
+    """A Download Manager row's detail line (plain text)."""
+    if row.loaded:
+        return "In use by this chat" if row.requested else "Loaded"
+    if row.checking:
+        return "Checking what is stored on this device…"
+    if row.item is None:
+        return ""
+    return progress_words(row.item, max_retries, position=row.position, now_ms=now_ms)
+
+
+def download_row_html(row: ModelRow, max_retries: int, now_ms: int | None = None) -> str:
     item = row.item
     word = row.state_word
     key = escape(row.key)
@@ -455,9 +500,7 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
             f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{row.percent}" '
             f'data-eta-s="{eta_attr(item)}">'
             f'<div class="progress-fill" data-percent="{row.percent}"></div></div>')
-    words = progress_words(item, max_retries) if item is not None else ""
-    if row.loaded:
-        words = "In use by this chat" if row.requested else "Loaded"
+    words = row_words(row, max_retries, now_ms)
     if words and row.fit.usable:
         role = ' role="alert"' if item is not None and item.state is DownloadState.FAILED \
             else ""
@@ -465,7 +508,9 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
     actions = []
     has_files = item is not None and (item.bytes_done > 0 or item.failed_to_start
                                       or item.state is DownloadState.READY)
-    if row.fit.usable:
+    if row.checking:
+        pass  # no action until its state is known
+    elif row.fit.usable:
         if item is None:
             actions.append(("download", "Download"))
         elif item.state is DownloadState.CANCELED:
@@ -474,7 +519,7 @@ def download_row_html(row: ModelRow, max_retries: int) -> str:
             actions.append(("cancel", "Cancel"))
         elif item.state is DownloadState.FAILED:
             actions.append(("retry", "Retry"))
-    if item is not None and not item.state.active and has_files:
+    if item is not None and not item.state.active and has_files and not row.checking:
         actions.append(("delete-model", "Remove files"))
     if actions:
         buttons = "".join(
@@ -496,7 +541,8 @@ def eta_attr(item: DownloadItem | None) -> str:
 def download_row_shape(row: ModelRow) -> str:
     """What changes a row's structure (anything else is a progress update in place)."""
     item = row.item
-    return "|".join([row.state_word, str(row.fit.usable), str(row.loaded), str(row.requested),
+    return "|".join([row.state_word, str(row.checking), str(row.fit.usable), str(row.loaded),
+                     str(row.requested),
                      str(bool(item and item.retry)), item.error.title if item and item.error
                      else "", row.size, str(bool(item and item.bytes_done))])
 
@@ -509,8 +555,10 @@ def storage_html(storage: StorageInfo | None) -> str:
             f"{format_bytes(storage.quota)} this browser allows it.{kept}")
 
 
-def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: bool) -> str:
-    """Shown above the composer when the chat's model isn't downloaded."""
+def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: bool,
+                      warning: str = "") -> str:
+    """Shown above the composer when the chat's model isn't downloaded (`warning`: what
+    to know before downloading, such as a software-only GPU)."""
     name = escape(_row_name(row))
     if not row.fit.usable:
         text = f"This chat uses {name}, which can't run on this device: {escape(row.fit.reason)}"
@@ -525,7 +573,7 @@ def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: 
             why = escape(error.detail) if error else ""
             text = f"This chat uses {name}, which couldn't start. {why}".strip()
         else:
-            why = escape(error.title) if error else ""
+            why = escape(f"{error.title} {error.detail}".strip()) if error else ""
             text = f"This chat uses {name}, whose download failed. {why}".strip()
         download = (f'<button type="button" class="row-button" data-action="retry" '
                     f'data-key="{escape(row.key)}">Retry</button>')
@@ -539,13 +587,70 @@ def model_banner_html(row: ModelRow, alternative: ModelRow | None, first_visit: 
         use = (f'<button type="button" class="row-button" data-action="use-model" '
                f'data-key="{escape(alternative.key)}">Use {escape(_row_name(alternative))} '
                "instead</button>")
-    return f'<div class="model-banner" role="note"><p>{text}</p>{download}{use}</div>'
+    note = f'<p class="banner-warning">{escape(warning)}</p>' if warning else ""
+    return (f'<div class="model-banner" role="note"><p>{text}</p>{note}{download}{use}'
+            "</div>")
+
+
+@dataclass(frozen=True)
+class DownloadsBadge:
+    """What the header's Downloads button shows with the panel closed."""
+
+    label: str
+    """Its accessible name: "Downloads, Smart 42 %", "Downloads, Genius failed"."""
+    percent: int | None
+    """The active download's (or start's) progress; None: nothing is running."""
+    failed: bool
+    """Some model's last download or start failed."""
+
+
+def downloads_badge(state: AppState) -> DownloadsBadge:
+    items = [state.downloads[s.key] for s in CATALOG if s.key in state.downloads]
+    active = next((i for i in items if i.state is DownloadState.DOWNLOADING), None) or \
+        next((i for i in items if i.state is DownloadState.COMPILING), None)
+    parts = ["Downloads"]
+    percent = None
+    if active is not None:
+        percent = round(active.fraction * 100)
+        doing = " starting" if active.state is DownloadState.COMPILING else ""
+        parts.append(f"{_label(active.key)}{doing} {percent} %")
+    failed = [i for i in items if i.state is DownloadState.FAILED]
+    parts.extend(f"{_label(i.key)} {'couldn’t start' if i.failed_to_start else 'failed'}"
+                 for i in failed)
+    return DownloadsBadge(", ".join(parts), percent, bool(failed))
+
+
+def downloads_button_html(badge: DownloadsBadge) -> str:
+    """The Downloads button's content (its name is `badge.label`, in aria-label)."""
+    out = ['<span class="downloads-word">Downloads</span>']
+    if badge.percent is not None:
+        out.append(f'<span class="downloads-ring" data-percent="{badge.percent}" '
+                   f'aria-hidden="true"></span><span class="downloads-percent" '
+                   f'aria-hidden="true">{badge.percent}%</span>')
+    if badge.failed:
+        out.append('<span class="downloads-failed" aria-hidden="true">!</span>')
+    return "".join(out)
+
+
+def _label(key: str) -> str:
+    spec = model_for_key(key)
+    return spec.label if spec else key
+
+
+def failure_toast_text(item: DownloadItem) -> str:
+    """The toast when a model's download (or start) failed: what and why."""
+    name = _label(item.key)
+    what = f"{name} couldn’t start." if item.failed_to_start else \
+        f"{name}’s download failed."
+    return f"{what} {item.error.title}" if item.error is not None else what
 
 
 def model_rows(state: AppState) -> list[ModelRow]:
-    """Every catalog model as the selector and the Download Manager show it."""
+    """Every catalog model as the selector shows it (catalog order); the Download Manager
+    lists them in `queue_order`."""
     f16 = bool(state.gpu and state.gpu.f16)
     requested = state.requested_model_key
+    positions = queue_positions(state.downloads)
     rows = []
     for spec in CATALOG:
         exact = state.model_sizes.get(spec.key)
@@ -554,5 +659,14 @@ def model_rows(state: AppState) -> list[ModelRow]:
         rows.append(ModelRow(spec.key, spec.label, size, state.downloads.get(spec.key),
                              model_fit(spec, state.gpu),
                              state.engine.loaded_model == spec.model_id(f16),
-                             spec.key == requested, state.engine_choice.simulated))
+                             spec.key == requested, state.engine_choice.simulated,
+                             state.models_checking and spec.key not in state.downloads,
+                             positions.get(spec.key)))
     return rows
+
+
+def download_rows(rows: list[ModelRow], state: AppState) -> list[ModelRow]:
+    """The rows in the Download Manager's order: what is starting or in line first, in
+    queue order, then the rest."""
+    by_key = {r.key: r for r in rows}
+    return [by_key[k] for k in queue_order(state.downloads) if k in by_key]
