@@ -43,3 +43,35 @@ def test_theme_choice_is_kept_and_applied_before_python_starts(
     chat.reload()
     expect(theme).to_have_value("system")
     expect(html).not_to_have_attribute("data-theme", "light")
+
+
+STREAMING = "engine=sim&sim_scale=0.002&sim_mbps=200&sim_compile_s=0.2&sim_tps=60"
+"""A reply streams for a few seconds (the jump button is for a thread that grows)."""
+
+AT_BOTTOM = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 48"
+
+
+def test_jump_to_latest_appears_when_scrolled_up_and_returns_to_the_end(
+        page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=STREAMING)
+    jump = page.get_by_role("button", name="Jump to latest")
+    thread = page.locator("#thread")
+    chat.send("/echo " + "\n\n".join(f"paragraph {i}" for i in range(80)))
+    expect(chat.last_reply().locator(".bubble")).to_contain_text("paragraph 20")
+    expect(jump).to_be_hidden()  # following the reply
+    thread.hover()
+    page.mouse.wheel(0, -20_000)
+    expect(jump).to_be_visible()
+    expect(chat.last_reply().locator(".bubble")).to_contain_text("paragraph 40")
+    assert not thread.evaluate(AT_BOTTOM)  # not dragged down while reading above
+    jump.click()
+    expect(jump).to_be_hidden()
+    expect(chat.message_box).to_be_focused()
+    chat.wait_for_reply_done()
+    assert thread.evaluate(AT_BOTTOM)  # followed the rest of the reply
+    # In a finished long thread too, and it goes away when the reader scrolls back down.
+    thread.hover()
+    page.mouse.wheel(0, -20_000)
+    expect(jump).to_be_visible()
+    page.mouse.wheel(0, 40_000)
+    expect(jump).to_be_hidden()

@@ -63,6 +63,7 @@ class Page:
         self.sidebar_toggle = document.querySelector(".sidebar-toggle")
         self.chat = get("chat")
         self.thread = get("thread")
+        self.jump_button = get("jump-latest")
         self.status = get("composer-status")
         self.composer_error = get("composer-error")
         self.context_note = get("context-note")
@@ -107,6 +108,7 @@ class Page:
         listen(self.sidebar_list, "focusout", self._sidebar_focusout)
         listen(self.thread, "click", self._thread_click)
         listen(self.thread, "scroll", lambda *_: self._note_scroll())
+        listen(self.jump_button, "click", lambda *_: self.jump_to_latest())
         listen(self.perf_button, "click", lambda *_: self.toggle_perf())
         listen(self.perf_panel, "keydown", self._perf_keydown)
         listen(self.sidebar_toggle, "click", lambda *_: self.toggle_drawer())
@@ -346,6 +348,16 @@ class Page:
 
     def _note_scroll(self) -> None:
         self._follow = self._at_bottom()
+        if bool(self.jump_button.hidden) != self._follow:
+            self.jump_button.hidden = self._follow
+
+    def jump_to_latest(self) -> None:
+        """Scroll to the newest message and follow the thread again (the button's work;
+        focus goes to the composer, as the button disappears)."""
+        self._follow = True
+        self.jump_button.hidden = True
+        self.thread.scrollTop = self.thread.scrollHeight
+        self.textarea.focus()
 
     def _at_bottom(self) -> bool:
         t = self.thread
@@ -437,6 +449,7 @@ class Page:
                                      if not new.messages or new.not_found_id is not None
                                      else self._thread_body(new)) + ANCHOR
             self.thread.scrollTop = self.thread.scrollHeight
+            self.jump_button.hidden = True
             return
         self._patch_thread(new)
 
