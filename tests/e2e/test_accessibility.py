@@ -1,6 +1,6 @@
 """Keyboard use, screen-reader announcements, auto-scroll, the mobile drawer, and axe-core
 audits of the empty chat, a long Markdown reply, the mobile layout, and the Download
-Manager, a model banner, a toast and a confirmation dialog, each in the light and the dark
+Manager, a model banner, a toast, a confirmation dialog and the shortcuts list, each in the light and the dark
 theme (the system's preference, emulated)."""
 
 from __future__ import annotations
@@ -134,6 +134,9 @@ def test_axe_finds_nothing_serious_in_downloads_banner_toast_and_dialog(
     expect(chat.confirm_dialog).to_be_visible()
     assert _audit(page) == []
     chat.confirm_dialog.get_by_role("button", name="Keep it").click()
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    assert _audit(page) == []
 
 
 def test_keyboard_only_chat_with_visible_focus(page: Page, site_url: str) -> None:

@@ -4,6 +4,8 @@ would."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from .pages.chat import ChatPage
@@ -75,3 +77,50 @@ def test_jump_to_latest_appears_when_scrolled_up_and_returns_to_the_end(
     expect(jump).to_be_visible()
     page.mouse.wheel(0, 40_000)
     expect(jump).to_be_hidden()
+
+
+def test_keyboard_shortcuts_and_their_list(page: Page, site_url: str) -> None:
+    chat = ChatPage(page, site_url).open(query=STREAMING)
+    sidebar = page.get_by_role("navigation", name="Conversations")
+    shortcuts = page.get_by_role("dialog", name="Keyboard shortcuts")
+    # `?` outside a text field shows the list; Esc closes it and focus goes back.
+    chat.message_box.type("what?")
+    expect(chat.message_box).to_have_value("what?")
+    expect(shortcuts).to_be_hidden()
+    chat.message_box.fill("")
+    theme = page.get_by_role("combobox", name="Theme")
+    page.get_by_role("button", name="Export all").focus()
+    page.keyboard.press("?")
+    expect(shortcuts).to_be_visible()
+    expect(shortcuts).to_contain_text("New chat")
+    expect(shortcuts).to_contain_text("Show or hide the conversations")
+    page.keyboard.press("Escape")
+    expect(shortcuts).to_be_hidden()
+    expect(page.get_by_role("button", name="Export all")).to_be_focused()
+    opener = page.get_by_role("button", name="Keyboard shortcuts")
+    opener.click()
+    expect(shortcuts).to_be_visible()
+    shortcuts.get_by_role("button", name="Close").click()
+    expect(opener).to_be_focused()
+    # Shift+Esc: to the message box from anywhere.
+    theme.focus()
+    page.keyboard.press("Shift+Escape")
+    expect(chat.message_box).to_be_focused()
+    # Esc stops a reply being written.
+    chat.send("/echo " + " ".join(f"word{i}" for i in range(400)))
+    expect(chat.stop_button).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(chat.stop_button).to_be_hidden()
+    expect(chat.last_reply()).to_contain_text("stopped")
+    # Ctrl+Shift+O: a new chat, ready for typing.
+    expect(page).to_have_url(re.compile(r"#/chat/[0-9a-f]{32}$"))
+    sidebar.get_by_role("link").first.focus()
+    page.keyboard.press("Control+Shift+O")
+    expect(page).to_have_url(re.compile(r"#/chat$"))
+    expect(chat.user_messages()).to_have_count(0)
+    expect(chat.message_box).to_be_focused()
+    # Ctrl+Shift+S hides and shows the conversations.
+    page.keyboard.press("Control+Shift+S")
+    expect(sidebar).to_be_hidden()
+    page.keyboard.press("Control+Shift+S")
+    expect(sidebar).to_be_visible()

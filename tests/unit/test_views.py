@@ -17,6 +17,7 @@ from localchat.core.errors import UserMessage
 from localchat.core.settings import EngineChoice, EngineKind
 from localchat.core.state import AppState
 from localchat.ui.views import (
+    SHORTCUTS,
     ModelRow,
     composer_status,
     context_note,
@@ -29,6 +30,7 @@ from localchat.ui.views import (
     model_option_text,
     model_rows,
     notices_html,
+    shortcuts_html,
     thread_html,
 )
 from tests.unit.html_probe import active_content, elements, text
@@ -368,3 +370,11 @@ def test_the_composer_says_the_chats_model_is_starting_without_a_reply_waiting()
     assert composer_status(other) == ""
     ready = replace(state, downloads={"genius": replace(item, state=DownloadState.READY)})
     assert composer_status(ready) == ""
+
+
+def test_the_shortcuts_list_names_the_platform_key() -> None:
+    pc, mac = shortcuts_html(mac=False), shortcuts_html(mac=True)
+    assert "<dt><kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>O</kbd></dt><dd>New chat</dd>" in pc
+    assert "<kbd>⌘</kbd>+<kbd>Shift</kbd>+<kbd>S</kbd>" in mac and "Ctrl" not in mac
+    assert pc.count("<dt>") == len(SHORTCUTS)
+    assert "search" not in pc.lower()  # no search field, so no search shortcut

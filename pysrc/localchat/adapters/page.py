@@ -76,6 +76,8 @@ class Page:
         self.perf_panel = get("perf-panel")
         self.perf_body = get("perf-body")
         self.dialog = get("confirm-dialog")
+        self.shortcuts_dialog = get("shortcuts-dialog")
+        self._shortcuts_return: Any = None
         self.announcer = get("announcer")
         self.toasts = get("toasts")
         self.import_input = get("import-file")
@@ -117,6 +119,8 @@ class Page:
         listen(self.dialog, "click", self._dialog_click)
         listen(self.dialog, "close", lambda *_: self._dialog_closed())
         listen(document, "keydown", self._document_keydown)
+        listen(self.shortcuts_dialog, "click", self._shortcuts_click)
+        listen(self.shortcuts_dialog, "close", lambda *_: self._shortcuts_closed())
         listen(self.sidebar_list, "scroll", lambda *_: self._sidebar_scrolled())
         self._follow = True
         self._rerendering = False
@@ -166,6 +170,9 @@ class Page:
             self.form.requestSubmit()
 
     def _document_keydown(self, event: Any, *_: Any) -> None:
+        if self._shortcut(event):
+            event.preventDefault()
+            return
         if event.key == "Escape":
             if self.doc.body.classList.contains("drawer-open"):
                 self.toggle_drawer(False)
@@ -173,6 +180,81 @@ class Page:
             elif not self.perf_panel.hidden:
                 self.toggle_perf(False)
                 self.perf_button.focus()
+            elif self._escape_stops(event):
+                event.preventDefault()
+                self.actions.stop()
+
+    # --- keyboard shortcuts (listed by views.SHORTCUTS) --------------------------
+
+    def _shortcut(self, event: Any) -> bool:
+        """Run the app-wide shortcut the key press is, if it is one (True: handled)."""
+        if event.defaultPrevented or event.isComposing or event.altKey:
+            return False
+        key = str(event.key)
+        command = bool(event.ctrlKey or event.metaKey)
+        if command and event.shiftKey and key.lower() == "o":
+            self.new_chat()
+        elif command and event.shiftKey and key.lower() == "s":
+            self.toggle_sidebar()
+        elif key == "Escape" and event.shiftKey and not command:
+            self.textarea.focus()
+        elif key == "?" and not command and not self._typing(event.target):
+            self.show_shortcuts()
+        else:
+            return False
+        return True
+
+    @staticmethod
+    def _typing(target: Any) -> bool:
+        """Focus is in a text field (where `?` is text, not a shortcut)."""
+        return bool(target and target.closest and target.closest(
+            "input, textarea, select, [contenteditable]"))
+
+    def _escape_stops(self, event: Any) -> bool:
+        """Esc stops a streaming reply, unless it is closing something: a dialog, a
+        popover, the model list, or a title being renamed."""
+        if self._state is None or not self._state.replying or event.defaultPrevented:
+            return False
+        if self.doc.querySelector(".popover:not([hidden]), [role=listbox]:not([hidden])"):
+            return False
+        return not (event.target.closest and event.target.closest(
+            "dialog, [role=dialog], [role=listbox], .popover, .rename-input"))
+
+    def new_chat(self) -> None:
+        self.toggle_drawer(False)
+        if str(js.location.hash) != "#/chat":
+            js.location.hash = "#/chat"
+        self.textarea.focus()
+
+    def toggle_sidebar(self) -> None:
+        """Show or hide the conversations: the drawer on a phone, the column on a wide
+        screen."""
+        if js.matchMedia("(max-width: 640px)").matches:
+            self.toggle_drawer()
+            return
+        hidden = bool(self.doc.body.classList.toggle("sidebar-collapsed"))
+        if hidden and self.sidebar.contains(self.doc.activeElement):
+            self.textarea.focus()
+        self.announce("Conversations hidden." if hidden else "Conversations shown.")
+
+    def show_shortcuts(self) -> None:
+        if self.shortcuts_dialog.open:
+            return
+        self._shortcuts_return = self.doc.activeElement
+        mac = "Mac" in str(js.navigator.platform or "")
+        self.doc.getElementById("shortcuts-list").innerHTML = views.shortcuts_html(mac)
+        self.shortcuts_dialog.showModal()
+        self.shortcuts_dialog.querySelector('[data-action="close-shortcuts"]').focus()
+
+    def _shortcuts_click(self, event: Any, *_: Any) -> None:
+        action, _node = self._target(event)
+        if action == "close-shortcuts":
+            self.shortcuts_dialog.close()
+
+    def _shortcuts_closed(self) -> None:
+        returning, self._shortcuts_return = self._shortcuts_return, None
+        if returning and returning.isConnected and returning != self.doc.body:
+            returning.focus()
 
     # --- sidebar -----------------------------------------------------------------
 
@@ -203,6 +285,8 @@ class Page:
             self.actions.export(None)
         elif action == "import":
             self.import_input.click()
+        elif action == "shortcuts":
+            self.show_shortcuts()
         elif event.target.closest("a"):
             self.toggle_drawer(False)
 
