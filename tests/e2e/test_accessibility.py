@@ -1,7 +1,7 @@
 """Keyboard use, screen-reader announcements, auto-scroll, the mobile drawer, and axe-core
 audits of the empty chat, a long Markdown reply, the mobile layout, and the Download
-Manager, a model banner, a toast, a confirmation dialog and the shortcuts list, each in the light and the dark
-theme (the system's preference, emulated)."""
+Manager, a model banner, a toast, a confirmation dialog and the shortcuts list, each in
+the light and the dark theme (the system's preference, emulated)."""
 
 from __future__ import annotations
 

@@ -5,10 +5,11 @@ would."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from .pages.chat import ChatPage
+from .pages.chat import ChatPage, conversation_record, message_record
 
 BACKGROUND = {"light": "rgb(247, 247, 251)", "dark": "rgb(20, 21, 28)"}
 """The page's background in each theme (--bg in css/app.css)."""
@@ -108,7 +109,7 @@ def test_keyboard_shortcuts_and_their_list(page: Page, site_url: str) -> None:
     expect(chat.message_box).to_be_focused()
     # Esc stops a reply being written.
     chat.send("/echo " + " ".join(f"word{i}" for i in range(400)))
-    expect(chat.stop_button).to_be_visible()
+    expect(chat.last_reply()).to_contain_text("word5")
     page.keyboard.press("Escape")
     expect(chat.stop_button).to_be_hidden()
     expect(chat.last_reply()).to_contain_text("stopped")
@@ -124,3 +125,34 @@ def test_keyboard_shortcuts_and_their_list(page: Page, site_url: str) -> None:
     expect(sidebar).to_be_hidden()
     page.keyboard.press("Control+Shift+S")
     expect(sidebar).to_be_visible()
+
+
+def _download(page: Page, button_name: str, tmp_path: Path) -> tuple[str, str]:
+    with page.expect_download() as info:
+        page.get_by_role("button", name=button_name).click()
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    return info.value.suggested_filename, target.read_text(encoding="utf-8")
+
+
+def test_export_as_markdown_one_or_all(page: Page, site_url: str, tmp_path: Path) -> None:
+    chat = ChatPage(page, site_url).open()
+    chat.seed(
+        [conversation_record("a" * 32, "Trip plans", 1_000),
+         conversation_record("b" * 32, "Recipes", 2_000, model="quick")],
+        [message_record("m1", "a" * 32, "user", "Where to go?", 1_000),
+         message_record("m2", "a" * 32, "assistant", "**Lisbon**\n\n```sh\nls\n```", 61_000),
+         message_record("m3", "b" * 32, "user", "Soup ideas", 2_000)])
+    chat.reload()
+    name, text = _download(page, "Save all as Markdown", tmp_path)
+    assert re.fullmatch(r"localchat-all-\d{4}-\d\d-\d\d\.md", name)
+    assert text.startswith("# LocalChat export")
+    assert text.index("## Recipes") < text.index("## Trip plans")
+    assert "### You · 1970-01-01 00:00 UTC\n\nWhere to go?" in text
+    assert ("### Assistant (Smart, `Llama-3.2-3B-Instruct-q4f16_1-MLC`) · 1970-01-01 00:01 UTC"
+            "\n\n**Lisbon**\n\n```sh\nls\n```") in text
+    expect(chat.toasts).to_contain_text("Exported 2 conversations as Markdown.")
+    name, text = _download(page, "Save “Recipes” as Markdown", tmp_path)
+    assert name.startswith("localchat-recipes-") and name.endswith(".md")
+    assert "## Recipes\n\nModel: Quick" in text and "Trip plans" not in text
+    expect(chat.toasts).to_contain_text("Exported 1 conversation as Markdown.")

@@ -49,7 +49,7 @@ class Actions(Protocol):
     def discard_unsent(self) -> None: ...
     def rename(self, conversation_id: str, title: str) -> None: ...
     def delete(self, conversation_id: str) -> None: ...
-    def export(self, conversation_id: str | None) -> None: ...
+    def export(self, conversation_id: str | None, markdown: bool = False) -> None: ...
     def import_text(self, name: str, text: str) -> None: ...
 
 
@@ -211,11 +211,10 @@ class Page:
             "input, textarea, select, [contenteditable]"))
 
     def _escape_stops(self, event: Any) -> bool:
-        """Esc stops a streaming reply, unless it is closing something: a dialog, a
-        popover, the model list, or a title being renamed."""
+        """Esc stops a streaming reply, unless it is closing what has focus: a dialog, a
+        popover, the model list, or a title being renamed. (A popover that opened by
+        itself, like the Download Manager on a first send, doesn't hold Esc back.)"""
         if self._state is None or not self._state.replying or event.defaultPrevented:
-            return False
-        if self.doc.querySelector(".popover:not([hidden]), [role=listbox]:not([hidden])"):
             return False
         return not (event.target.closest and event.target.closest(
             "dialog, [role=dialog], [role=listbox], .popover, .rename-input"))
@@ -283,6 +282,10 @@ class Page:
             self.actions.export(self._item_id(node))
         elif action == "export-all":
             self.actions.export(None)
+        elif action == "export-markdown":
+            self.actions.export(self._item_id(node), markdown=True)
+        elif action == "export-all-markdown":
+            self.actions.export(None, markdown=True)
         elif action == "import":
             self.import_input.click()
         elif action == "shortcuts":
@@ -733,8 +736,8 @@ class Page:
 
         file.text().then(create_proxy(read), create_proxy(failed))
 
-    def download(self, filename: str, text: str) -> None:
-        blob = js.Blob.new([text], js.Object.fromEntries([["type", "application/json"]]))
+    def download(self, filename: str, text: str, mime: str = "application/json") -> None:
+        blob = js.Blob.new([text], js.Object.fromEntries([["type", mime]]))
         url = js.URL.createObjectURL(blob)
         link = self.doc.createElement("a")
         link.href = url
