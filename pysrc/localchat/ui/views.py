@@ -79,7 +79,7 @@ def conversation_item(c: Conversation, active_id: str | None, position: int = 0,
             f'<button type="button" class="icon-button small" data-action="export" '
             f'aria-label="Export “{title}”" title="Export as JSON">⤓</button>'
             f'<button type="button" class="icon-button small" data-action="export-markdown" '
-            f'aria-label="Save “{title}” as Markdown" title="Save as Markdown">M↓</button>'
+            f'aria-label="Save “{title}” as Markdown" title="Save as Markdown">¶</button>'
             f'<button type="button" class="icon-button small" data-action="delete" '
             f'aria-label="Delete “{title}”" title="Delete">×</button>'
             "</span></li>")
