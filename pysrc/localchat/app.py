@@ -44,7 +44,14 @@ from .core.settings import (
 )
 from .core.state import AppState, EngineStatus, StateBox
 from .core.tabs import ModelHub, RemoteModels
-from .core.transfer import ImportProblem, as_copies, export_document, export_filename, parse_import
+from .core.transfer import (
+    ImportProblem,
+    as_copies,
+    export_document,
+    export_filename,
+    markdown_document,
+    parse_import,
+)
 
 __all__ = ["main"]
 
@@ -344,10 +351,10 @@ class App:
             self.page.textarea.focus()
         self.page.toast(f"Deleted “{target.title}”.")
 
-    def export(self, conversation_id: str | None) -> None:
-        self.spawn(self._export(conversation_id))
+    def export(self, conversation_id: str | None, markdown: bool = False) -> None:
+        self.spawn(self._export(conversation_id, markdown))
 
-    async def _export(self, conversation_id: str | None) -> None:
+    async def _export(self, conversation_id: str | None, markdown: bool = False) -> None:
         try:
             conversations, messages = await self.service.export(conversation_id)
         except StoreFailure as failure:
@@ -357,11 +364,18 @@ class App:
         if not conversations:
             self.page.toast("There are no conversations to export yet.")
             return
-        document = export_document(conversations, messages, int(time.time() * 1000))
-        name = export_filename(conversations, time.strftime("%Y-%m-%d"))
-        self.page.download(name, json.dumps(document, ensure_ascii=False, indent=1))
+        now_ms = int(time.time() * 1000)
+        if markdown:
+            self.page.download(
+                export_filename(conversations, time.strftime("%Y-%m-%d"), "md"),
+                markdown_document(conversations, messages, now_ms), "text/markdown")
+        else:
+            document = export_document(conversations, messages, now_ms)
+            name = export_filename(conversations, time.strftime("%Y-%m-%d"))
+            self.page.download(name, json.dumps(document, ensure_ascii=False, indent=1))
         count = len(conversations)
-        self.page.toast(f"Exported {count} conversation{'s' if count != 1 else ''}.")
+        kind = " as Markdown" if markdown else ""
+        self.page.toast(f"Exported {count} conversation{'s' if count != 1 else ''}{kind}.")
 
     def import_text(self, name: str, text: str) -> None:
         self.spawn(self._import(name, text))

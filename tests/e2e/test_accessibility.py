@@ -1,14 +1,18 @@
 """Keyboard use, screen-reader announcements, auto-scroll, the mobile drawer, and axe-core
-audits of the empty chat, a long Markdown reply and the mobile layout."""
+audits of the empty chat, a long Markdown reply, the mobile layout, and the Download
+Manager, a model banner, a toast, a confirmation dialog and the shortcuts list, each in
+the light and the dark theme (the system's preference, emulated)."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
-from .pages.chat import ChatPage
+from .pages.chat import ChatPage, conversation_record, message_record
+from .pages.models import Models
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -37,13 +41,32 @@ def _audit(page: Page) -> list[str]:
     return list(result)
 
 
-def test_axe_finds_nothing_serious_in_the_empty_chat(page: Page, site_url: str) -> None:
+@pytest.fixture(params=["light", "dark"])
+def scheme(request: pytest.FixtureRequest, page: Page) -> str:
+    """The system's colour scheme for the test (the app's theme is System by default)."""
+    page.emulate_media(color_scheme=request.param)
+    return str(request.param)
+
+
+BACKGROUND = {"light": "rgb(247, 247, 251)", "dark": "rgb(20, 21, 28)"}
+"""The page's background in each theme (--bg in css/app.css)."""
+
+
+def _in_theme(page: Page, scheme: str) -> None:
+    expect(page.locator("html")).to_have_css("background-color", BACKGROUND[scheme])
+
+
+def test_axe_finds_nothing_serious_in_the_empty_chat(page: Page, site_url: str,
+                                                     scheme: str) -> None:
     ChatPage(page, site_url).open()
+    _in_theme(page, scheme)
     assert _audit(page) == []
 
 
-def test_axe_finds_nothing_serious_with_a_long_markdown_reply(page: Page, site_url: str) -> None:
+def test_axe_finds_nothing_serious_with_a_long_markdown_reply(page: Page, site_url: str,
+                                                              scheme: str) -> None:
     chat = ChatPage(page, site_url).open()
+    _in_theme(page, scheme)
     expect(page.locator("body")).to_have_attribute("data-markdown", "ready")
     chat.send(LONG_MARKDOWN)
     expect(chat.wait_for_reply_done().get_by_role("heading", name="Section 7")).to_be_visible()
@@ -51,9 +74,10 @@ def test_axe_finds_nothing_serious_with_a_long_markdown_reply(page: Page, site_u
     assert _audit(page) == []
 
 
-def test_mobile_drawer_and_axe(page: Page, site_url: str) -> None:
+def test_mobile_drawer_and_axe(page: Page, site_url: str, scheme: str) -> None:
     page.set_viewport_size(settings.VIEWPORTS["mobile"])
     chat = ChatPage(page, site_url).open()
+    _in_theme(page, scheme)
     chat.send("/echo on a phone")
     chat.wait_for_reply_done()
     sidebar = page.get_by_role("navigation", name="Conversations")
@@ -88,6 +112,31 @@ def test_mobile_drawer_and_axe(page: Page, site_url: str) -> None:
     chat.sidebar_links.first.click()
     expect(sidebar).to_be_hidden()
     expect(chat.user_bubbles()).to_have_text(["/echo on a phone"])
+
+
+def test_axe_finds_nothing_serious_in_downloads_banner_toast_and_dialog(
+        page: Page, site_url: str, scheme: str) -> None:
+    chat = ChatPage(page, site_url).open()
+    _in_theme(page, scheme)
+    chat.send("/echo warm up smart")
+    chat.wait_for_reply_done()
+    chat.seed([conversation_record("g" * 32, "Big questions", 9_000, model="genius")],
+              [message_record("g1", "g" * 32, "user", "hello", 9_000)])
+    chat.reload()
+    chat.sidebar_links.filter(has_text="Big questions").click()
+    expect(page.get_by_role("note").filter(has_text="This chat uses Genius")).to_be_visible()
+    Models(page).open_manager()
+    page.get_by_role("button", name="Export all").click()
+    expect(chat.toasts).to_contain_text("Exported 2 conversations.")
+    assert _audit(page) == []
+    page.keyboard.press("Escape")
+    chat.sidebar_item("Big questions").get_by_role("button", name="Delete “Big questions”").click()
+    expect(chat.confirm_dialog).to_be_visible()
+    assert _audit(page) == []
+    chat.confirm_dialog.get_by_role("button", name="Keep it").click()
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    assert _audit(page) == []
 
 
 def test_keyboard_only_chat_with_visible_focus(page: Page, site_url: str) -> None:

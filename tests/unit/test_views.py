@@ -18,6 +18,7 @@ from localchat.core.gpu import GpuReport, slow_gpu_warning
 from localchat.core.settings import EngineChoice, EngineKind
 from localchat.core.state import AppState
 from localchat.ui.views import (
+    SHORTCUTS,
     ModelRow,
     composer_status,
     context_note,
@@ -35,6 +36,7 @@ from localchat.ui.views import (
     model_option_text,
     model_rows,
     notices_html,
+    shortcuts_html,
     thread_html,
 )
 from tests.unit.html_probe import active_content, elements, text
@@ -457,3 +459,11 @@ def test_a_software_only_gpu_is_named_with_its_warning_before_any_download() -> 
     assert slow_gpu_warning(replace(soft, fallback=False)) == ""
     row = _genius_row(None, gpu=soft)
     assert warning in text(model_banner_html(row, None, True, warning))
+
+
+def test_the_shortcuts_list_names_the_platform_key() -> None:
+    pc, mac = shortcuts_html(mac=False), shortcuts_html(mac=True)
+    assert "<dt><kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>O</kbd></dt><dd>New chat</dd>" in pc
+    assert "<kbd>⌘</kbd>+<kbd>Shift</kbd>+<kbd>S</kbd>" in mac and "Ctrl" not in mac
+    assert pc.count("<dt>") == len(SHORTCUTS)
+    assert "search" not in pc.lower()  # no search field, so no search shortcut

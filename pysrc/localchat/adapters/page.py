@@ -51,7 +51,7 @@ class Actions(Protocol):
     def discard_unsent(self) -> None: ...
     def rename(self, conversation_id: str, title: str) -> None: ...
     def delete(self, conversation_id: str) -> None: ...
-    def export(self, conversation_id: str | None) -> None: ...
+    def export(self, conversation_id: str | None, markdown: bool = False) -> None: ...
     def import_text(self, name: str, text: str) -> None: ...
 
 
@@ -66,6 +66,7 @@ class Page:
         self.sidebar_toggle = document.querySelector(".sidebar-toggle")
         self.chat = get("chat")
         self.thread = get("thread")
+        self.jump_button = get("jump-latest")
         self.status = get("composer-status")
         self.composer_error = get("composer-error")
         self.context_note = get("context-note")
@@ -81,6 +82,8 @@ class Page:
         self.perf = self.popovers.add(Popover(self.perf_panel, self.perf_button,
                                               group="header"))
         self.dialog = get("confirm-dialog")
+        self.shortcuts_dialog = get("shortcuts-dialog")
+        self._shortcuts_return: Any = None
         self.announcer = get("announcer")
         self.toasts = get("toasts")
         self.import_input = get("import-file")
@@ -115,6 +118,7 @@ class Page:
         listen(self.thread, "submit", self._edit_submit)
         listen(self.thread, "keydown", self._edit_keydown)
         listen(self.thread, "scroll", lambda *_: self._note_scroll())
+        listen(self.jump_button, "click", lambda *_: self.jump_to_latest())
         listen(self.perf_button, "click", lambda *_: self.toggle_perf())
         listen(self.sidebar_toggle, "click", lambda *_: self.toggle_drawer())
         listen(self.chat, "click", self._chat_click)
@@ -122,6 +126,8 @@ class Page:
         listen(self.dialog, "click", self._dialog_click)
         listen(self.dialog, "close", lambda *_: self._dialog_closed())
         listen(document, "keydown", self._document_keydown)
+        listen(self.shortcuts_dialog, "click", self._shortcuts_click)
+        listen(self.shortcuts_dialog, "close", lambda *_: self._shortcuts_closed())
         listen(self.sidebar_list, "scroll", lambda *_: self._sidebar_scrolled())
         self._follow = True
         self._rerendering = False
@@ -171,9 +177,87 @@ class Page:
             self.form.requestSubmit()
 
     def _document_keydown(self, event: Any, *_: Any) -> None:
-        if event.key == "Escape" and self.doc.body.classList.contains("drawer-open"):
-            self.toggle_drawer(False)
-            self.sidebar_toggle.focus()
+        if self._shortcut(event):
+            event.preventDefault()
+            return
+        if event.key == "Escape":
+            if self.doc.body.classList.contains("drawer-open"):
+                self.toggle_drawer(False)
+                self.sidebar_toggle.focus()
+            elif self._escape_stops(event):
+                event.preventDefault()
+                self.actions.stop()
+
+    # --- keyboard shortcuts (listed by views.SHORTCUTS) --------------------------
+
+    def _shortcut(self, event: Any) -> bool:
+        """Run the app-wide shortcut the key press is, if it is one (True: handled)."""
+        if event.defaultPrevented or event.isComposing or event.altKey:
+            return False
+        key = str(event.key)
+        command = bool(event.ctrlKey or event.metaKey)
+        if command and event.shiftKey and key.lower() == "o":
+            self.new_chat()
+        elif command and event.shiftKey and key.lower() == "s":
+            self.toggle_sidebar()
+        elif key == "Escape" and event.shiftKey and not command:
+            self.textarea.focus()
+        elif key == "?" and not command and not self._typing(event.target):
+            self.show_shortcuts()
+        else:
+            return False
+        return True
+
+    @staticmethod
+    def _typing(target: Any) -> bool:
+        """Focus is in a text field (where `?` is text, not a shortcut)."""
+        return bool(target and target.closest and target.closest(
+            "input, textarea, select, [contenteditable]"))
+
+    def _escape_stops(self, event: Any) -> bool:
+        """Esc stops a streaming reply, unless it is closing what has focus: a dialog, a
+        popover, the model list, or a title being renamed. (A popover that opened by
+        itself, like the Download Manager on a first send, doesn't hold Esc back.)"""
+        if self._state is None or not self._state.replying or event.defaultPrevented:
+            return False
+        return not (event.target.closest and event.target.closest(
+            "dialog, [role=dialog], [role=listbox], .popover, .rename-input"))
+
+    def new_chat(self) -> None:
+        self.toggle_drawer(False)
+        if str(js.location.hash) != "#/chat":
+            js.location.hash = "#/chat"
+        self.textarea.focus()
+
+    def toggle_sidebar(self) -> None:
+        """Show or hide the conversations: the drawer on a phone, the column on a wide
+        screen."""
+        if js.matchMedia("(max-width: 640px)").matches:
+            self.toggle_drawer()
+            return
+        hidden = bool(self.doc.body.classList.toggle("sidebar-collapsed"))
+        if hidden and self.sidebar.contains(self.doc.activeElement):
+            self.textarea.focus()
+        self.announce("Conversations hidden." if hidden else "Conversations shown.")
+
+    def show_shortcuts(self) -> None:
+        if self.shortcuts_dialog.open:
+            return
+        self._shortcuts_return = self.doc.activeElement
+        mac = "Mac" in str(js.navigator.platform or "")
+        self.doc.getElementById("shortcuts-list").innerHTML = views.shortcuts_html(mac)
+        self.shortcuts_dialog.showModal()
+        self.shortcuts_dialog.querySelector('[data-action="close-shortcuts"]').focus()
+
+    def _shortcuts_click(self, event: Any, *_: Any) -> None:
+        action, _node = self._target(event)
+        if action == "close-shortcuts":
+            self.shortcuts_dialog.close()
+
+    def _shortcuts_closed(self) -> None:
+        returning, self._shortcuts_return = self._shortcuts_return, None
+        if returning and returning.isConnected and returning != self.doc.body:
+            returning.focus()
 
     # --- sidebar -----------------------------------------------------------------
 
@@ -202,8 +286,14 @@ class Page:
             self.actions.export(self._item_id(node))
         elif action == "export-all":
             self.actions.export(None)
+        elif action == "export-markdown":
+            self.actions.export(self._item_id(node), markdown=True)
+        elif action == "export-all-markdown":
+            self.actions.export(None, markdown=True)
         elif action == "import":
             self.import_input.click()
+        elif action == "shortcuts":
+            self.show_shortcuts()
         elif event.target.closest("a"):
             self.toggle_drawer(False)
 
@@ -415,6 +505,16 @@ class Page:
 
     def _note_scroll(self) -> None:
         self._follow = self._at_bottom()
+        if bool(self.jump_button.hidden) != self._follow:
+            self.jump_button.hidden = self._follow
+
+    def jump_to_latest(self) -> None:
+        """Scroll to the newest message and follow the thread again (the button's work;
+        focus goes to the composer, as the button disappears)."""
+        self._follow = True
+        self.jump_button.hidden = True
+        self.thread.scrollTop = self.thread.scrollHeight
+        self.textarea.focus()
 
     def _at_bottom(self) -> bool:
         t = self.thread
@@ -506,6 +606,7 @@ class Page:
                                      if not new.messages or new.not_found_id is not None
                                      else self._thread_body(new)) + ANCHOR
             self.thread.scrollTop = self.thread.scrollHeight
+            self.jump_button.hidden = True
             return
         self._patch_thread(new)
 
@@ -705,8 +806,8 @@ class Page:
 
         file.text().then(create_proxy(read), create_proxy(failed))
 
-    def download(self, filename: str, text: str) -> None:
-        blob = js.Blob.new([text], js.Object.fromEntries([["type", "application/json"]]))
+    def download(self, filename: str, text: str, mime: str = "application/json") -> None:
+        blob = js.Blob.new([text], js.Object.fromEntries([["type", mime]]))
         url = js.URL.createObjectURL(blob)
         link = self.doc.createElement("a")
         link.href = url

@@ -1,4 +1,4 @@
-"""Export and import of conversations as JSON files.
+"""Export and import of conversations as JSON files, and export as Markdown.
 
 The file format (version 1):
 
@@ -9,6 +9,11 @@ Records use the same camelCase fields as the store. Import validates everything 
 anything is written and says exactly what is wrong; it never overwrites: conversations
 whose ids already exist are reported so the app can ask, and are imported as copies
 with new ids when the user agrees.
+
+The Markdown export (`markdown_document`) is for reading, not for import: a heading per
+conversation, one per message naming its author, model and time (UTC), and each
+message's text as written. A code fence a message leaves open (a reply stopped inside a
+code block) is closed, so it cannot swallow the messages after it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from .catalog import model_for_key
+from .catalog import model_for_key, spec_for_model_id
 from .conversation import (
+    BAD_DATE,
+    NO_DATE,
     Conversation,
     Message,
+    MessageStatus,
     Role,
     conversation_from_record,
     conversation_to_record,
@@ -38,6 +47,7 @@ __all__ = [
     "as_copies",
     "export_document",
     "export_filename",
+    "markdown_document",
     "parse_import",
 ]
 
@@ -82,12 +92,91 @@ def export_document(conversations: Iterable[Conversation],
     return {"format": FORMAT, "version": VERSION, "exportedAt": now_ms, "conversations": out}
 
 
-def export_filename(conversations: list[Conversation], now_iso_date: str) -> str:
+def export_filename(conversations: list[Conversation], now_iso_date: str,
+                    extension: str = "json") -> str:
     if len(conversations) == 1:
         slug = "".join(ch if ch.isalnum() else "-" for ch in conversations[0].title.lower())
         slug = "-".join(part for part in slug.split("-") if part)[:40] or "chat"
-        return f"localchat-{slug}-{now_iso_date}.json"
-    return f"localchat-all-{now_iso_date}.json"
+        return f"localchat-{slug}-{now_iso_date}.{extension}"
+    return f"localchat-all-{now_iso_date}.{extension}"
+
+
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+_HEADING_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~!])")
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _heading_text(text: str) -> str:
+    """Text safe inside a heading line: one line, Markdown's special characters escaped."""
+    return _HEADING_SPECIAL.sub(r"\\\1", " ".join(text.split())) or "Untitled"
+
+
+def close_open_fence(text: str) -> str:
+    """The text with a closing fence added if it ends inside a fenced code block
+    (CommonMark: a closing fence uses the opener's character, at least as many)."""
+    opener: str | None = None
+    for line in text.split("\n"):
+        match = _FENCE.fullmatch(line.rstrip())
+        if match is None:
+            continue
+        fence, rest = match.group(1), match.group(2)
+        if opener is None:
+            if not (fence[0] == "`" and "`" in rest):  # a backtick fence's info has none
+                opener = fence
+        elif fence[0] == opener[0] and len(fence) >= len(opener) and not rest.strip():
+            opener = None
+    if opener is None:
+        return text
+    return text + ("" if text.endswith("\n") else "\n") + opener
+
+
+def _author(m: Message) -> str:
+    """Who wrote the message, as heading text (the model id as code: kept verbatim)."""
+    if m.role is Role.USER:
+        return "You"
+    if m.role is Role.ASSISTANT:
+        if not m.model:
+            return "Assistant"
+        spec = spec_for_model_id(m.model)
+        model_id = "`" + " ".join(m.model.replace("`", "").split()) + "`"
+        return (f"Assistant ({_heading_text(spec.label)}, {model_id})" if spec is not None
+                else f"Assistant ({model_id})")
+    return "Unknown sender"
+
+
+def _message_markdown(m: Message) -> str:
+    head = _author(m)
+    if m.created_at > 0 and NO_DATE not in m.problems and BAD_DATE not in m.problems:
+        head += f" · {_when(m.created_at)}"
+    if m.status in (MessageStatus.STOPPED, MessageStatus.INTERRUPTED):
+        head += f" · {m.status.value}"
+    parts = [f"### {head}"]
+    body = m.content.strip("\n")
+    if body:
+        parts.append(close_open_fence(body))
+    if m.status is MessageStatus.ERROR and m.error:
+        parts.append(f"> The reply failed: {' '.join(m.error.split())}")
+    return "\n\n".join(parts)
+
+
+def markdown_document(conversations: Iterable[Conversation],
+                      messages: Mapping[str, Iterable[Message]], now_ms: int) -> str:
+    """Conversations as one Markdown document, for reading (see the module's docstring)."""
+    chats = list(conversations)
+    count = f"{len(chats)} conversation{'s' if len(chats) != 1 else ''}"
+    out = ["# LocalChat export", f"Exported {_when(now_ms)} · {count}"]
+    for c in chats:
+        spec = model_for_key(c.model)
+        model = spec.label if spec is not None else c.model
+        out.append("---")
+        out.append(f"## {_heading_text(c.title)}")
+        out.append(f"Model: {_heading_text(model)} · started {_when(c.created_at)}"
+                   if c.created_at > 0 else f"Model: {_heading_text(model)}")
+        out.extend(_message_markdown(m) for m in messages.get(c.id, ()))
+    return "\n\n".join(out) + "\n"
 
 
 def _shown(value: object) -> str:

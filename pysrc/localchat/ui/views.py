@@ -38,6 +38,7 @@ from ..core.state import AppState, StorageInfo
 from . import heavy
 
 __all__ = [
+    "SHORTCUTS",
     "SIDEBAR_ITEM_PX",
     "THREAD_WINDOW",
     "composer_status",
@@ -50,6 +51,7 @@ __all__ = [
     "notices_html",
     "perf_html",
     "record_note",
+    "shortcuts_html",
     "thread_html",
     "thread_notes",
 ]
@@ -86,9 +88,32 @@ def conversation_item(c: Conversation, active_id: str | None, position: int = 0,
             f'aria-label="Rename “{title}”" title="Rename">✎</button>'
             f'<button type="button" class="icon-button small" data-action="export" '
             f'aria-label="Export “{title}”" title="Export as JSON">⤓</button>'
+            f'<button type="button" class="icon-button small" data-action="export-markdown" '
+            f'aria-label="Save “{title}” as Markdown" title="Save as Markdown">¶</button>'
             f'<button type="button" class="icon-button small" data-action="delete" '
             f'aria-label="Delete “{title}”" title="Delete">×</button>'
             "</span></li>")
+
+
+SHORTCUTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("Mod", "Shift", "O"), "New chat"),
+    (("Shift", "Esc"), "Focus the message box"),
+    (("Esc",), "Stop the reply being written"),
+    (("Mod", "Shift", "S"), "Show or hide the conversations"),
+    (("?",), "Show this list (when not typing)"),
+)
+"""The app-wide keyboard shortcuts (adapters/page.py handles them): keys, then what they
+do. "Mod" is Ctrl, or ⌘ on a Mac. There is no search shortcut: there is no search yet."""
+
+
+def shortcuts_html(mac: bool) -> str:
+    """The rows of the keyboard shortcuts list (a <dl>)."""
+    names = {"Mod": "⌘" if mac else "Ctrl"}
+    rows = []
+    for keys, what in SHORTCUTS:
+        shown = "+".join(f"<kbd>{escape(names.get(k, k))}</kbd>" for k in keys)
+        rows.append(f"<dt>{shown}</dt><dd>{escape(what)}</dd>")
+    return "".join(rows)
 
 
 def conversation_items(conversations: tuple[Conversation, ...], active_id: str | None,
