@@ -442,7 +442,7 @@ class Page:
     # canceled (Esc). Sending replaces the replies after it (ChatService.edit_and_resend).
 
     def _start_edit(self, article: Any) -> None:
-        if article is None or self._state is None or self._state.replying:
+        if not article or self._state is None or self._state.replying:
             return
         mid = str(article.dataset.messageId)
         message = next((m for m in self._state.messages if m.id == mid), None)
@@ -459,14 +459,14 @@ class Page:
         field.setSelectionRange(end, end)
 
     def _end_edit(self, form: Any, restore_focus: bool) -> None:
-        if form is None:
+        if not form:
             return
         article = form.closest("article")
         form.remove()
-        if article is not None:
+        if article:
             article.classList.remove("editing")
             button = article.querySelector('[data-action="edit-message"]')
-            if restore_focus and button is not None:
+            if restore_focus and button:
                 button.focus()
 
     def _edit_submit(self, event: Any, *_: Any) -> None:
@@ -596,6 +596,42 @@ class Page:
         self._scroll_if_following()
 
     def _render_thread(self, new: AppState, full: bool) -> None:
+        edit = self._open_edit()
+        try:
+            self._render_thread_now(new, full)
+        finally:
+            self._reopen_edit(edit)
+
+    def _open_edit(self) -> tuple[str, str, bool] | None:
+        """The edit in progress (message id, text, focused), to survive a re-render."""
+        form = self.thread.querySelector(".edit-form")
+        if not form:  # JS null
+            return None
+        field = form.querySelector(".edit-text")
+        return (str(form.dataset.editId), str(field.value),
+                bool(form.contains(self.doc.activeElement)))
+
+    def _reopen_edit(self, edit: tuple[str, str, bool] | None) -> None:
+        if edit is None:
+            return
+        mid, text, focused = edit
+        article = next((n for n in self.thread.querySelectorAll("article[data-message-id]")
+                        if n.getAttribute("data-message-id") == mid), None)
+        if not article or article.querySelector(".edit-form"):
+            return
+        message = next((m for m in (self._state.messages if self._state else ())
+                        if m.id == mid), None)
+        if message is None:
+            return
+        article.classList.add("editing")
+        article.querySelector(".bubble").insertAdjacentHTML("afterend",
+                                                            views.edit_form_html(message))
+        field = article.querySelector(".edit-text")
+        field.value = text
+        if focused:
+            field.focus()
+
+    def _render_thread_now(self, new: AppState, full: bool) -> None:
         self._stream_node = None
         self._stream_id = None
         if full or not new.messages or new.not_found_id is not None:
@@ -692,7 +728,9 @@ class Page:
             self._generation += 1
             follow = self._follow
             top = self.thread.scrollTop
+            edit = self._open_edit()
             self.thread.innerHTML = self._thread_body(self._state) + ANCHOR
+            self._reopen_edit(edit)
             if follow:
                 self.thread.scrollTop = self.thread.scrollHeight
             else:
