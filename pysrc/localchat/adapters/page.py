@@ -724,8 +724,10 @@ class Page:
             label = views.engine_label(new.engine_choice)
             self.engine_label.textContent = label
             self.engine_label.hidden = not label
-        if first or (old.engine, old.replying, old.downloads, old.requested_model_key) != (
-                new.engine, new.replying, new.downloads, new.requested_model_key):
+        # The last message too: the reply is credited to the model that really answers.
+        if first or (old.engine, old.replying, old.downloads, old.requested_model_key,
+                     old.messages[-1:]) != (new.engine, new.replying, new.downloads,
+                                            new.requested_model_key, new.messages[-1:]):
             status = views.composer_status(new)
             if str(self.status.textContent) != status:
                 self.status.textContent = status
