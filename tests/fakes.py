@@ -131,6 +131,7 @@ class FakeStore:
         self.opened = False
         self._failures = _Failures()
         self._tabs: list[FakeTabStore] = []
+        self._taken: dict[str, _Taken] = {}
         for c in conversations:
             self.conversation_records[c.id] = conversation_to_record(c)
         for m in messages:
@@ -246,6 +247,41 @@ class FakeStore:
                     if key_alias(r["conversationId"]) == conversation_id]:
             del self.message_records[mid]
 
+    async def take_records(self, conversation_id: str) -> _Taken:
+        """Delete a conversation and its messages; their records exactly as stored."""
+        await self._enter("take_conversation", conversation_id)
+        conversation = self.conversation_records.pop(conversation_id, None)
+        mids = [mid for mid, r in self.message_records.items()
+                if key_alias(r["conversationId"]) == conversation_id]
+        messages = {mid: self.message_records.pop(mid) for mid in mids}
+        return _Taken(conversation_id, json.loads(json.dumps(conversation)),
+                      json.loads(json.dumps(messages)))
+
+    async def put_records(self, taken: _Taken) -> None:
+        """Put taken records back, all or nothing."""
+        await self._enter("restore_conversation", taken.conversation_id)
+        if (taken.conversation_id in self.conversation_records
+                or any(mid in self.message_records for mid in taken.messages)):
+            raise StoreFailure("BulkError", "Some keys already exist; nothing was added")
+        if taken.conversation is not None:
+            self.conversation_records[taken.conversation_id] = dict(taken.conversation)
+        for mid, record in taken.messages.items():
+            self.message_records[mid] = dict(record)
+
+    async def take_conversation(self, conversation_id: str) -> None:
+        self._taken[conversation_id] = await self.take_records(conversation_id)
+
+    async def restore_conversation(self, conversation_id: str) -> bool:
+        taken = self._taken.get(conversation_id)
+        if taken is None:
+            return False
+        await self.put_records(taken)
+        del self._taken[conversation_id]
+        return True
+
+    def forget_taken(self, conversation_id: str) -> None:
+        self._taken.pop(conversation_id, None)
+
     async def import_conversations(self, conversations: list[Conversation],
                                    messages: list[Message]) -> None:
         await self._enter("import_conversations", conversations, messages)
@@ -262,6 +298,15 @@ class FakeStore:
             self.message_records[m.id] = message_to_record(m)
 
 
+@dataclass
+class _Taken:
+    """A taken conversation's records, as they were stored (by their app ids)."""
+
+    conversation_id: str
+    conversation: dict[str, Any] | None
+    messages: dict[str, dict[str, Any]]
+
+
 class FakeTabStore:
     """One tab's ConversationStore on a shared FakeStore: reads and writes go to it, and
     each successful write is announced to the other tabs' `listeners`, with db-bridge.js's
@@ -271,6 +316,7 @@ class FakeTabStore:
     def __init__(self, shared: FakeStore) -> None:
         self.shared = shared
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._taken: dict[str, _Taken] = {}
 
     def on_notice(self, listener: Callable[[dict[str, Any]], None]) -> None:
         self.listeners.append(listener)
@@ -333,6 +379,23 @@ class FakeTabStore:
     async def delete_conversation(self, conversation_id: str) -> None:
         await self.shared.delete_conversation(conversation_id)
         self._tell({"kind": "conversations", "ids": [conversation_id]})
+
+    async def take_conversation(self, conversation_id: str) -> None:
+        self._taken[conversation_id] = await self.shared.take_records(conversation_id)
+        self._tell({"kind": "conversations", "ids": [conversation_id]})
+
+    async def restore_conversation(self, conversation_id: str) -> bool:
+        taken = self._taken.get(conversation_id)
+        if taken is None:
+            return False
+        await self.shared.put_records(taken)
+        del self._taken[conversation_id]
+        self._tell({"kind": "conversations", "ids": [conversation_id]},
+                   {"kind": "messages", "conversationId": conversation_id, "ids": None})
+        return True
+
+    def forget_taken(self, conversation_id: str) -> None:
+        self._taken.pop(conversation_id, None)
 
     async def import_conversations(self, conversations: list[Conversation],
                                    messages: list[Message]) -> None:

@@ -43,6 +43,7 @@ from .core.settings import (
     sim_host_header,
 )
 from .core.state import AppState, EngineStatus, StateBox
+from .core.switches import SwitchNotices
 from .core.tabs import ModelHub, RemoteModels
 from .core.transfer import (
     ImportProblem,
@@ -69,6 +70,7 @@ class App:
         self.link: BrowserTabLink | None = None
         self.hub: ModelHub | None = None
         self._make_models: Callable[[], ModelService] | None = None
+        self.switch_notices = SwitchNotices()
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -212,6 +214,11 @@ class App:
         js.document.body.dataset.models = "ready"
 
     def _switched(self, key: str) -> None:
+        """The engine answers with `key` now: told only when this tab's user asked for it
+        (not on every load or chat switch)."""
+        if not self.switch_notices.worth_announcing(key,
+                                                    self.service.box.state.requested_model_key):
+            return
         spec = model_for_key(key)
         label = spec.label if spec else key
         self.panel.confirm_switch()
@@ -237,6 +244,7 @@ class App:
     # --- ModelActions (called by the model panel) ----------------------------------
 
     def choose_model(self, key: str) -> None:
+        self.switch_notices.asked(key)
         conversation_id = self.service.choose_model(key)  # the selector updates now
         if conversation_id is not None:
             self.spawn(self.service.save_model(conversation_id, key))
@@ -250,11 +258,13 @@ class App:
     def download(self, key: str) -> None:
         if self.models is None:
             return
+        self.switch_notices.asked(key)
         self.models.request(key)
         self.panel.toggle_manager(True, focus=False)
 
     def retry_download(self, key: str) -> None:
         if self.models is not None:
+            self.switch_notices.asked(key)
             self.models.request(key)
 
     def cancel_download(self, key: str) -> None:
@@ -334,22 +344,35 @@ class App:
         self.spawn(self._delete(conversation_id))
 
     async def _delete(self, conversation_id: str) -> None:
-        target = next((c for c in self.service.box.state.conversations
+        """Delete at once and offer Undo for a few seconds (nothing is asked first: the
+        deletion can be taken back, in every tab)."""
+        service = self.service
+        target = next((c for c in service.box.state.conversations
                        if c.id == conversation_id), None)
         if target is None:
             return
-        confirmed = await self.page.confirm(
-            f"Delete “{target.title}”?",
-            "The conversation and all its messages will be removed from this browser. "
-            "This can't be undone.", "Delete", cancel_label="Keep it")
-        if not confirmed:
-            return
-        was_active = self.service.box.state.active_id == conversation_id
-        await self.service.delete(conversation_id)
+        was_active = service.box.state.active_id == conversation_id
+        await service.delete(conversation_id)
         if was_active:
             js.location.hash = "#/chat"
             self.page.textarea.focus()
-        self.page.toast(f"Deleted “{target.title}”.")
+
+        def undo() -> None:
+            self.spawn(self._undo_delete(conversation_id, target.title, was_active))
+
+        self.page.toast(f"Deleted “{target.title}”.", action="Undo", on_action=undo,
+                        on_expire=lambda: service.forget_deleted(conversation_id),
+                        ms=8000)
+
+    async def _undo_delete(self, conversation_id: str, title: str, was_active: bool) -> None:
+        if not await self.service.undo_delete(conversation_id):
+            self.page.show_alert(f"“{title}” could not be put back.",
+                                 "The browser's storage didn't accept it. Reload the page "
+                                 "to see what is stored.")
+            return
+        if was_active:
+            js.location.hash = conversation_route(conversation_id)
+        self.page.toast(f"“{title}” is back.")
 
     def export(self, conversation_id: str | None, markdown: bool = False) -> None:
         self.spawn(self._export(conversation_id, markdown))

@@ -68,6 +68,17 @@ class ConversationStore(Protocol):
     async def update_conversation(self, conversation_id: str,
                                   changes: dict[str, Any]) -> None: ...
     async def delete_conversation(self, conversation_id: str) -> None: ...
+    async def take_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation and its messages, keeping their records exactly as they
+        were stored, so that `restore_conversation` can put them back (Undo)."""
+        ...
+    async def restore_conversation(self, conversation_id: str) -> bool:
+        """Put a taken conversation back, every record as it was (all or nothing); False
+        when there is nothing to put back (forgotten, or put back already)."""
+        ...
+    def forget_taken(self, conversation_id: str) -> None:
+        """The Undo offer is over: drop the taken records."""
+        ...
     async def import_conversations(self, conversations: list[Conversation],
                                    messages: list[Message]) -> None:
         """Add all of them in one transaction (all or nothing)."""

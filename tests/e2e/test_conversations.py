@@ -80,36 +80,37 @@ def test_sidebar_order_changes_only_when_a_message_is_added(page: Page, site_url
     expect(chat.sidebar_links).to_have_text(["Oldest chat", "Newest chat", "Renamed middle"])
 
 
-def test_delete_asks_first_and_cancel_keeps_everything(page: Page, site_url: str) -> None:
+def test_delete_is_at_once_with_undo_that_puts_it_back_exactly(
+        page: Page, site_url: str) -> None:
     chat = ChatPage(page, site_url).open()
     _seed_three(chat)
     chat.sidebar_links.filter(has_text="Middle chat").click()
     expect(chat.user_bubbles()).to_have_text(["user text in b"])
+    stored = {"conversations": chat.stored("conversations"), "messages": chat.stored("messages")}
 
     delete = chat.sidebar_item("Middle chat").get_by_role("button", name="Delete “Middle chat”")
-    delete.click()
-    dialog = chat.confirm_dialog
-    expect(dialog).to_be_visible()
-    expect(dialog).to_have_accessible_name("Delete “Middle chat”?")
-    expect(dialog.get_by_role("button", name="Keep it")).to_be_focused()
-    page.keyboard.press("Escape")
-    expect(dialog).to_be_hidden()
-    expect(delete).to_be_focused()
-    dialog_cancel_kept = len(chat.stored("messages"))
-    assert dialog_cancel_kept == 6
-
-    delete.click()
-    dialog.get_by_role("button", name="Keep it").click()
-    expect(dialog).to_be_hidden()
-    expect(chat.sidebar_links).to_have_count(3)
-
-    delete.click()
-    dialog.get_by_role("button", name="Delete").click()
+    delete.click()  # nothing is asked: the deletion can be taken back
+    expect(chat.confirm_dialog).to_be_hidden()
     expect(chat.sidebar_links).to_have_text(["Newest chat", "Oldest chat"])
     expect(page).to_have_url(re.compile(r"#/chat$"))
     expect(chat.toasts).to_contain_text("Deleted “Middle chat”.")
-    assert sorted(c["id"][0] for c in chat.stored("conversations")) == ["a", "c"]
+    chat.wait_stored("conversations", 2)
     assert all(m["conversationId"][0] != "b" for m in chat.stored("messages"))
+
+    chat.toasts.get_by_role("button", name="Undo").click()
+    expect(chat.sidebar_links).to_have_text(["Newest chat", "Middle chat", "Oldest chat"])
+    expect(page).to_have_url(re.compile("#/chat/" + "b" * 32 + "$"))
+    expect(chat.user_messages()).to_have_text(["user text in b"])
+    expect(chat.toasts).to_contain_text("“Middle chat” is back.")
+    by_id = lambda records: sorted(records, key=lambda r: r["id"])  # noqa: E731
+    assert by_id(chat.stored("conversations")) == by_id(stored["conversations"])
+    assert by_id(chat.stored("messages")) == by_id(stored["messages"])
+
+    delete.click()
+    expect(chat.sidebar_links).to_have_text(["Newest chat", "Oldest chat"])
+    # The offer ends by itself; the chat is gone for good.
+    expect(chat.toasts.get_by_role("button", name="Undo")).to_have_count(0, timeout=15_000)
+    assert sorted(c["id"][0] for c in chat.stored("conversations")) == ["a", "c"]
     assert len(chat.stored("messages")) == 4
 
     # Its old address now says it is gone.

@@ -439,3 +439,57 @@ def test_notices_naming_numeric_keys_refresh_the_aliased_records() -> None:
     a, contents = run(scenario)
     assert a.titles() == ["Two"]
     assert contents == ["first", "second"]
+
+
+def test_undo_puts_a_deleted_chat_back_exactly_in_every_tab() -> None:
+    """Deleting offers Undo: the records come back as they were stored (odd fields too),
+    and the tab that had the chat open shows it again."""
+    async def scenario() -> tuple[Tab, Tab, FakeStore, dict[str, Any], Any, Any]:
+        shared = FakeStore([Conversation("c", "Recipes", "genius", 10, 20),
+                            Conversation("k", "Kept", "smart", 2, 2)],
+                           [Message("m1", "c", Role.USER, "soup?", None, 11),
+                            Message("m2", "c", Role.ASSISTANT, "Yes.", SMART_F32, 12)])
+        shared.conversation_records["c"]["extra"] = {"from": "an older version"}
+        before = {"c": dict(shared.conversation_records["c"]),
+                  "m1": dict(shared.message_records["m1"]),
+                  "m2": dict(shared.message_records["m2"])}
+        a, b, _ = two_tabs(shared)
+        await boot(a, b)
+        await a.service.open("c")
+        await b.service.open("c")
+        assert await b.service.delete("c")
+        await settle(a, b)
+        gone = a.state
+        assert "c" not in shared.conversation_records and orphans(shared) == []
+        assert await b.service.undo_delete("c")
+        await settle(a, b)
+        assert not await b.service.undo_delete("c")  # once
+        return a, b, shared, before, gone, b.state
+
+    a, b, shared, before, gone, b_state = run(scenario)
+    assert gone.deleted_elsewhere_id == "c"
+    assert {"c": shared.conversation_records["c"], "m1": shared.message_records["m1"],
+            "m2": shared.message_records["m2"]} == before
+    for tab in (a, b):
+        assert tab.titles() == ["Recipes", "Kept"]
+    # The tab that showed "deleted in another tab" shows the chat again, messages and all.
+    assert a.state.active_id == "c" and a.state.not_found_id is None
+    assert a.state.deleted_elsewhere_id is None
+    assert [m.content for m in a.state.messages] == ["soup?", "Yes."]
+    assert a.state.active.model == "genius"
+    assert b_state.active_id is None  # the deleting tab: the app reopens it (route)
+
+
+def test_after_the_undo_offer_the_deleted_chat_is_gone_for_good() -> None:
+    async def scenario() -> tuple[Tab, FakeStore]:
+        shared = FakeStore([Conversation("c", "Doomed", "smart", 1, 1)])
+        a, b, _ = two_tabs(shared)
+        await boot(a, b)
+        await a.service.delete("c")
+        a.service.forget_deleted("c")
+        assert not await a.service.undo_delete("c")
+        await settle(a, b)
+        return b, shared
+
+    b, shared = run(scenario)
+    assert shared.conversation_records == {} and b.titles() == []

@@ -16,7 +16,7 @@ from localchat.core.downloads import DownloadItem, DownloadState
 from localchat.core.errors import UserMessage
 from localchat.core.gpu import GpuReport, slow_gpu_warning
 from localchat.core.settings import EngineChoice, EngineKind
-from localchat.core.state import AppState
+from localchat.core.state import AppState, EngineStatus
 from localchat.ui.views import (
     SHORTCUTS,
     ModelRow,
@@ -388,12 +388,34 @@ def test_a_start_shows_its_progress_in_the_selector() -> None:
 def test_the_composer_says_who_answers_while_the_wanted_model_downloads() -> None:
     item = DownloadItem("genius", GENIUS_F32, DownloadState.DOWNLOADING, bytes_total=10,
                         bytes_done=3)
-    streaming = _assistant("Partly", MessageStatus.STREAMING)
+    # The reply was credited to Smart (loaded); the streamed text is not in the state
+    # until the reply ends, so nothing may be judged from its (empty) content.
+    streaming = _assistant("", MessageStatus.STREAMING)
     state = AppState(downloads={"genius": item}, new_chat_model="genius", replying=True,
-                     messages=(_user("hi"), streaming))
+                     messages=(_user("hi"), streaming),
+                     engine=EngineStatus(loaded_model=SMART_F32))
     assert composer_status(state) == "Smart is answering; Genius takes over when it's ready."
-    waiting = replace(state, messages=(_user("hi"), _assistant("", MessageStatus.STREAMING)))
+    # Not credited yet (nothing loaded): the reply waits for Genius itself.
+    waiting = replace(state, engine=EngineStatus(),
+                      messages=(_user("hi"), _assistant("", MessageStatus.STREAMING,
+                                                        model=GENIUS_F32)))
     assert composer_status(waiting) == "Waiting for Genius to download… 30%"
+    queued = replace(waiting, downloads={"genius": replace(item, state=DownloadState.QUEUED)})
+    assert composer_status(queued) == "Waiting for Genius: queued behind another download…"
+    # Before sending: who will answer, and until when.
+    idle = replace(state, replying=False, messages=())
+    assert composer_status(idle) == "Smart answers until Genius is ready."
+    # Genius's download was canceled: Smart answers, and says why.
+    canceled = replace(state, downloads={"genius": replace(item, state=DownloadState.CANCELED)})
+    assert composer_status(canceled) == "Smart is answering, because Genius isn't ready."
+    assert composer_status(replace(canceled, replying=False)) == ""
+
+
+def test_the_composer_names_the_model_that_answers_its_own_chat() -> None:
+    state = AppState(replying=True, engine=EngineStatus(loaded_model=SMART_F32),
+                     messages=(_user("hi"), _assistant("", MessageStatus.STREAMING)))
+    assert composer_status(state) == "Smart is answering…"
+    assert composer_status(replace(state, replying=False)) == ""
 
 
 def test_the_composer_says_the_chats_model_is_starting_without_a_reply_waiting() -> None:
@@ -401,7 +423,8 @@ def test_the_composer_says_the_chats_model_is_starting_without_a_reply_waiting()
     state = AppState(downloads={"genius": item}, new_chat_model="genius")
     assert composer_status(state) == "Starting Genius… 40%"
     waiting = replace(state, replying=True,
-                      messages=(_user("hi"), _assistant("", MessageStatus.STREAMING)))
+                      messages=(_user("hi"), _assistant("", MessageStatus.STREAMING,
+                                                        model=GENIUS_F32)))
     assert composer_status(waiting) == "Starting Genius… 40%"
     # Another model starting (not the one this chat asks for) is not this chat's news.
     other = replace(state, new_chat_model="smart")

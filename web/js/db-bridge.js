@@ -361,6 +361,54 @@ export function deleteConversation(id) {
   }).then(() => announce(conversationsChanged([id])));
 }
 
+// Conversations deleted with Undo offered: their records exactly as they were stored
+// (every field and key type), kept here, never converted, until put back or forgotten.
+const taken = new Map();
+let takenCount = 0;
+
+/** Delete a conversation and its messages in one transaction, keeping their records for
+ *  restoreConversation(token); resolves with the token. */
+export function takeConversation(id) {
+  return guard(() => {
+    const d = database();
+    return d.transaction("rw", d.conversations, d.messages, async () => {
+      const conversation = await d.conversations.get(id);
+      const messages = await d.messages.where("conversationId").equals(id).toArray();
+      await d.messages.where("conversationId").equals(id).delete();
+      await d.conversations.delete(id);
+      return { id, conversations: conversation ? [conversation] : [], messages };
+    });
+  }).then((records) => {
+    announce(conversationsChanged([id]));
+    takenCount += 1;
+    const token = `taken-${takenCount}`;
+    taken.set(token, records);
+    return token;
+  });
+}
+
+/** Put a taken conversation back, records as they were (all or nothing); false when the
+ *  token is unknown (forgotten, or put back already). */
+export function restoreConversation(token) {
+  const records = taken.get(token);
+  if (!records) return Promise.resolve(false);
+  return announced(() => {
+    const d = database();
+    return d.transaction("rw", d.conversations, d.messages, async () => {
+      await d.conversations.bulkAdd(records.conversations);
+      await d.messages.bulkAdd(records.messages);
+    });
+  }, conversationsChanged([records.id]), messagesChanged(records.id, null)).then(() => {
+    taken.delete(token);
+    return true;
+  });
+}
+
+/** The Undo offer is over: the taken records go. */
+export function forgetTaken(token) {
+  taken.delete(token);
+}
+
 /** Every download record (the Download Manager's persisted queue). */
 export function listDownloads() {
   return guard(() => database().downloads.toArray());

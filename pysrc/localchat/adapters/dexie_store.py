@@ -31,6 +31,9 @@ class DexieStore:
         self._db = bridge
         self._keys: dict[str, Any] = {}
         """Alias -> stored key, for the records whose key isn't its own id."""
+        self._taken: dict[str, str] = {}
+        """Conversation id -> the bridge's token for its taken records (see
+        take_conversation)."""
 
     def _key(self, alias: str) -> Any:
         return self._keys.get(alias, alias)
@@ -109,6 +112,22 @@ class DexieStore:
 
     async def delete_conversation(self, conversation_id: str) -> None:
         await call(self._db.deleteConversation(self._key(conversation_id)), StoreFailure)
+
+    async def take_conversation(self, conversation_id: str) -> None:
+        token = await call(self._db.takeConversation(self._key(conversation_id)),
+                           StoreFailure)
+        self._taken[conversation_id] = str(token)
+
+    async def restore_conversation(self, conversation_id: str) -> bool:
+        token = self._taken.pop(conversation_id, None)
+        if token is None:
+            return False
+        return bool(await call(self._db.restoreConversation(token), StoreFailure))
+
+    def forget_taken(self, conversation_id: str) -> None:
+        token = self._taken.pop(conversation_id, None)
+        if token is not None:
+            self._db.forgetTaken(token)
 
     async def import_conversations(self, conversations: list[Conversation],
                                    messages: list[Message]) -> None:

@@ -290,12 +290,12 @@ class ModelPanel:
     def _toast_failure(self, item: Any) -> None:
         """A failure is shown in a toast with Retry (the toasts are a status region)."""
         node = self.doc.createElement("div")
-        node.className = "toast toast-action"
+        node.className = "toast"
         text = self.doc.createElement("span")
         text.textContent = views.failure_toast_text(item)
         retry = self.doc.createElement("button")
         retry.type = "button"
-        retry.className = "toast-button"
+        retry.className = "toast-action"
         retry.dataset.action = "retry"
         retry.dataset.key = item.key
         retry.textContent = "Retry"

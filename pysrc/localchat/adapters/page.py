@@ -756,12 +756,55 @@ class Page:
         self.announcer.textContent = ""
         later(50, lambda: setattr(self.announcer, "textContent", text))
 
-    def toast(self, text: str) -> None:
+    def toast(self, text: str, action: str | None = None,
+              on_action: Callable[[], None] | None = None,
+              on_expire: Callable[[], None] | None = None, ms: int = 6000) -> None:
+        """A short notice at the top of the chat column (in the layout, so it never covers
+        a message or the composer), with an optional action button ("Undo"). It doesn't
+        time out while a dialog is open (it can't be read under the backdrop) or while
+        the pointer or focus is on it."""
         node = self.doc.createElement("div")
         node.className = "toast"
-        node.textContent = text
+        words = self.doc.createElement("span")
+        words.textContent = text
+        node.append(words)
+        done = False
+        cleanups: list[Callable[[], None]] = []
+
+        def finish(acted: bool) -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            node.remove()
+            for cleanup in cleanups:
+                cleanup()
+            self._scroll_if_following()
+            callback = on_action if acted else on_expire
+            if callback is not None:
+                callback()
+
+        if action is not None:
+            button = self.doc.createElement("button")
+            button.type = "button"
+            button.className = "toast-action"
+            button.textContent = action
+            clicked = create_proxy(lambda *_: finish(True))
+            button.addEventListener("click", clicked)
+            node.append(button)
+            cleanups.append(lambda: later(0, clicked.destroy))
         self.toasts.append(node)
-        later(6000, node.remove)
+        self._scroll_if_following()  # the thread got shorter: keep its end in view
+
+        def expire() -> None:
+            if done:
+                return
+            if self.dialog.open or node.matches(":hover, :focus-within"):
+                later(1000, expire)
+                return
+            finish(False)
+
+        later(ms, expire)
 
     def show_alert(self, title: str, detail: str) -> None:
         """A dismissible error notice (import problems and the like)."""
@@ -932,8 +975,10 @@ class Page:
             label = views.engine_label(new.engine_choice)
             self.engine_label.textContent = label
             self.engine_label.hidden = not label
-        if first or (old.engine, old.replying, old.downloads, old.requested_model_key) != (
-                new.engine, new.replying, new.downloads, new.requested_model_key):
+        # The last message too: the reply is credited to the model that really answers.
+        if first or (old.engine, old.replying, old.downloads, old.requested_model_key,
+                     old.messages[-1:]) != (new.engine, new.replying, new.downloads,
+                                            new.requested_model_key, new.messages[-1:]):
             status = views.composer_status(new)
             if str(self.status.textContent) != status:
                 self.status.textContent = status

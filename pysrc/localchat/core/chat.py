@@ -161,6 +161,8 @@ class ChatService:
         self.readable = True
         """False when the store could not even be opened."""
         self._stream_listeners: list[StreamListener] = []
+        self._deleted: dict[str, Conversation] = {}
+        """Conversations deleted here that Undo can still put back."""
         self._turn_of: Models | None = None
         """Whose engine turn the streaming reply holds (see `_turn_and_engine`)."""
 
@@ -723,19 +725,48 @@ class ChatService:
         return True
 
     async def delete(self, conversation_id: str) -> bool:
-        """Delete a conversation and its messages (the caller has asked the user)."""
+        """Delete a conversation and its messages; until `forget_deleted`, `undo_delete`
+        puts it back exactly as it was stored."""
         state = self.box.state
-        if not any(c.id == conversation_id for c in state.conversations):
+        target = next((c for c in state.conversations if c.id == conversation_id), None)
+        if target is None:
             return False
         if state.replying and state.active_id == conversation_id:
             await self.stop()
+            state = self.box.state
         changes: dict[str, object] = {
             "conversations": tuple(c for c in state.conversations if c.id != conversation_id)}
         if state.active_id == conversation_id:
             changes.update(active_id=None, messages=(), not_found_id=None)
         self.box.update(**changes)
-        await self._save("delete_conversation", conversation_id)
+        self._deleted[conversation_id] = target
+        await self._save("take_conversation", conversation_id)
         return True
+
+    async def undo_delete(self, conversation_id: str) -> bool:
+        """Put a conversation deleted here back (its stored records as they were: messages,
+        title, model, dates); the other tabs are told like of any write. True: it is back."""
+        kept = self._deleted.pop(conversation_id, None)
+        if kept is None:
+            return False
+        conversation: Conversation | None = kept
+        if self.persist:
+            try:
+                if await self.store.restore_conversation(conversation_id):
+                    conversation = await self.store.get_conversation(conversation_id) or kept
+            except StoreFailure as failure:
+                self._storage_failed(failure)
+                return False
+        state = self.box.state
+        if conversation is not None and not any(c.id == conversation_id
+                                                for c in state.conversations):
+            self.box.update(conversations=_sorted((conversation, *state.conversations)))
+        return True
+
+    def forget_deleted(self, conversation_id: str) -> None:
+        """The Undo offer is over: the deleted records go for good."""
+        self._deleted.pop(conversation_id, None)
+        self.store.forget_taken(conversation_id)
 
     # --- what other tabs changed (core/sync.py calls these) ----------------------------
 
@@ -770,6 +801,13 @@ class ChatService:
                 if state.replying:
                     await self.stop()
                 self._conversation_gone(cid)
+        back = self.box.state
+        if back.deleted_elsewhere_id is not None and back.unsent_text is None and \
+                back.not_found_id == back.deleted_elsewhere_id and \
+                any(c.id == back.deleted_elsewhere_id for c in back.conversations):
+            # Put back (Undo in the tab that deleted it) while it was open here: show it.
+            self.box.update(deleted_elsewhere_id=None)
+            await self.open(back.not_found_id)
         after = self.box.state.active
         if before is not None and after is not None and before.model != after.model:
             self._load_requested()

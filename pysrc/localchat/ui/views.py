@@ -346,29 +346,43 @@ def notices_html(state: AppState, gpu_problem: UserMessage | None) -> str:
 
 
 def composer_status(state: AppState) -> str:
-    """The one-line status under the message box (plain text)."""
+    """The one-line status under the message box (plain text): who answers now and what
+    happens next, read from the state (the reply's credited model, the chat's model and
+    its download), never a guess from what has streamed so far (streamed text is not in
+    the state until the reply ends)."""
     key = state.requested_model_key
     item = state.downloads.get(key)
     spec = model_for_key(key)
     name = spec.label if spec else key
+    active = item is not None and item.state.active
+    loaded = spec_for_model_id(state.engine.loaded_model) if state.engine.loaded_model \
+        else None
     if not state.replying:
         # The open conversation's model is being loaded onto the GPU (it was chosen,
         # opened, or its download just finished): say so, no reply needed.
         if item is not None and item.state is DownloadState.COMPILING:
             return f"Starting {name}… {round(item.fraction * 100)}%"
+        if active and loaded is not None and loaded.key != key:
+            return f"{loaded.label} answers until {name} is ready."
         return ""
     last = state.messages[-1] if state.messages else None
-    if last is not None and last.status is MessageStatus.STREAMING and not last.content:
-        if item is not None and item.state is DownloadState.DOWNLOADING:
+    streaming = last is not None and last.status is MessageStatus.STREAMING
+    writer = spec_for_model_id(last.model) if streaming and last and last.model else None
+    if writer is not None and writer.key != key:
+        # The reply was credited to the model that is loaded: it answers, not the chat's.
+        if active:
+            return f"{writer.label} is answering; {name} takes over when it's ready."
+        return f"{writer.label} is answering, because {name} isn't ready."
+    if streaming and item is not None:
+        # The reply waits for the chat's own model.
+        if item.state is DownloadState.DOWNLOADING:
             return f"Waiting for {name} to download… {round(item.fraction * 100)}%"
-        if item is not None and item.state is DownloadState.COMPILING:
+        if item.state is DownloadState.COMPILING:
             return f"Starting {name}… {round(item.fraction * 100)}%"
-        if item is not None and item.state is DownloadState.QUEUED:
+        if item.state is DownloadState.QUEUED:
             return f"Waiting for {name}: queued behind another download…"
-    answering = spec_for_model_id(last.model) if last is not None and last.model else None
-    if answering is not None and spec is not None and answering.key != key and \
-            item is not None and item.state.active:
-        return f"{answering.label} is answering; {name} takes over when it's ready."
+    if writer is not None:
+        return f"{writer.label} is answering…"
     return "Replying…"
 
 
