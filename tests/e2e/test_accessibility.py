@@ -130,10 +130,13 @@ def test_axe_finds_nothing_serious_in_downloads_banner_toast_and_dialog(
     expect(chat.toasts).to_contain_text("Exported 2 conversations.")
     assert _audit(page) == []
     page.keyboard.press("Escape")
-    chat.sidebar_item("Big questions").get_by_role("button", name="Delete “Big questions”").click()
+    models = Models(page)
+    models.open_manager()
+    models.row("Smart").get_by_role("button", name="Remove files").click()
     expect(chat.confirm_dialog).to_be_visible()
     assert _audit(page) == []
-    chat.confirm_dialog.get_by_role("button", name="Keep it").click()
+    chat.confirm_dialog.get_by_role("button", name="Keep files").click()
+    expect(chat.confirm_dialog).to_be_hidden()
     page.keyboard.press("?")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
     assert _audit(page) == []
