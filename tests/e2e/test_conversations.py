@@ -100,7 +100,7 @@ def test_delete_is_at_once_with_undo_that_puts_it_back_exactly(
     chat.toasts.get_by_role("button", name="Undo").click()
     expect(chat.sidebar_links).to_have_text(["Newest chat", "Middle chat", "Oldest chat"])
     expect(page).to_have_url(re.compile("#/chat/" + "b" * 32 + "$"))
-    expect(chat.user_messages()).to_have_text(["user text in b"])
+    expect(chat.user_bubbles()).to_have_text(["user text in b"])
     expect(chat.toasts).to_contain_text("“Middle chat” is back.")
     by_id = lambda records: sorted(records, key=lambda r: r["id"])  # noqa: E731
     assert by_id(chat.stored("conversations")) == by_id(stored["conversations"])
