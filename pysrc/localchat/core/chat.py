@@ -632,24 +632,8 @@ class ChatService:
         target = state.messages[index]
         if target.role is not Role.ASSISTANT or target.status is MessageStatus.STREAMING:
             return False
-        removed = state.messages[index:]
-        if len(removed) > 1:
-            held = await self.locks.held()
-            if any(m.id in held for m in removed):
-                return False  # another tab is writing a reply there
-        self.box.update(messages=state.messages[:index], replying=True)
-        try:
-            try:
-                for message in removed:
-                    await self._save("delete_message", message.id)
-            except StoreFailure:  # deleted in another tab meanwhile
-                self._conversation_gone(conversation.id)
-                return False
-            await self._reply(conversation)
-        finally:
-            self.box.update(replying=False)
-            await self._after_reply()
-        return True
+        return await self._answer_anew(conversation, state.messages[:index],
+                                       state.messages[index:])
 
     async def edit_and_resend(self, message_id: str, text: str) -> bool:
         """Replace a message of yours with `text` and answer it anew: the replies and
@@ -666,25 +650,37 @@ class ChatService:
         index = next((i for i, m in enumerate(state.messages) if m.id == message_id), None)
         if index is None or state.messages[index].role is not Role.USER:
             return False
-        later = state.messages[index + 1:]
-        held = await self.locks.held()
-        if any(m.id in held for m in later):
-            return False  # another tab is writing a reply there
         edited = replace(state.messages[index], content=content)
-        now = self.clock.now_ms()
-        touched = replace(conversation, updated_at=now)
-        others = tuple(c for c in self.box.state.conversations if c.id != conversation.id)
-        self.box.update(conversations=_sorted((touched, *others)),
-                        messages=(*self.box.state.messages[:index], edited), replying=True)
+        return await self._answer_anew(conversation, (*state.messages[:index], edited),
+                                       state.messages[index + 1:], edited)
+
+    async def _answer_anew(self, conversation: Conversation, kept: tuple[Message, ...],
+                           removed: tuple[Message, ...], edited: Message | None = None
+                           ) -> bool:
+        """The thread becomes `kept` (ending with `edited`, a message of yours with new
+        text, if one was edited) and a new reply answers it; `removed` are deleted from
+        the store. False, and nothing changed, while another tab writes a reply among
+        `removed`; False too if the chat was deleted in another tab meanwhile."""
+        held = await self.locks.held()
+        if any(m.id in held for m in removed):
+            return False
+        changes: dict[str, Any] = {"messages": kept, "replying": True}
+        if edited is not None:  # like a send: the chat moves to the top
+            conversation = replace(conversation, updated_at=self.clock.now_ms())
+            others = tuple(c for c in self.box.state.conversations if c.id != conversation.id)
+            changes["conversations"] = _sorted((conversation, *others))
+        self.box.update(**changes)
         try:
             try:
-                for message in later:
+                for message in removed:
                     await self._save("delete_message", message.id)
-                await self._save("put_message", edited, now)
+                if edited is not None:
+                    await self._save("put_message", edited, conversation.updated_at)
             except StoreFailure:  # deleted in another tab meanwhile
-                self._conversation_gone(conversation.id, unsent=content)
+                self._conversation_gone(conversation.id,
+                                        unsent=edited.content if edited else None)
                 return False
-            await self._reply(touched)
+            await self._reply(conversation)
         finally:
             self.box.update(replying=False)
             await self._after_reply()
