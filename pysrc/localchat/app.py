@@ -9,7 +9,6 @@ marks the page ready (`<body data-ready="true">`, event `localchat:ready`).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +30,8 @@ from .core.chat import ChatService, Models, check_message
 from .core.conversation import Conversation, new_id
 from .core.downloader import Downloader, FileRequest, RetryPolicy
 from .core.downloads import DownloadState
-from .core.errors import EngineFailure, StoreFailure, UserMessage, explain_store_failure
+from .core.errors import EngineFailure, StoreFailure, UserMessage
+from .core.flows import Flows
 from .core.gpu import GpuReport, explain_gpu
 from .core.models import ModelService
 from .core.routes import conversation_route, parse_route
@@ -45,14 +45,6 @@ from .core.settings import (
 from .core.state import AppState, EngineStatus, StateBox
 from .core.switches import SwitchNotices
 from .core.tabs import ModelHub, RemoteModels
-from .core.transfer import (
-    ImportProblem,
-    as_copies,
-    export_document,
-    export_filename,
-    markdown_document,
-    parse_import,
-)
 
 __all__ = ["main"]
 
@@ -65,6 +57,7 @@ class App:
         self.proxies: list[Any] = []
         self.service: ChatService
         self.page: Page
+        self.flows: Flows
         self.panel: ModelPanel
         self.models: Models | None = None
         self.link: BrowserTabLink | None = None
@@ -117,6 +110,8 @@ class App:
         self.service = service
         popovers = Popovers(js.document)  # the one owner of showing and hiding popovers
         page = self.page = Page(js.document, self, popovers)
+        self.flows = Flows(service, page, self.spawn, now_ms=lambda: int(time.time() * 1000),
+                           today=lambda: time.strftime("%Y-%m-%d"))
         page.render(None, box.state)
         box.subscribe(page.render)
         panel = self.panel = ModelPanel(js.document, self,
@@ -268,48 +263,10 @@ class App:
             self.models.request(key)
 
     def cancel_download(self, key: str) -> None:
-        self.spawn(self._cancel_download(key))
-
-    async def _cancel_download(self, key: str) -> None:
-        if self.models is None:
-            return
-        label = self.models.spec(key).label
-        item = self.models.item(key)
-        if item is not None and item.state is DownloadState.COMPILING:
-            confirmed = await self.page.confirm(
-                f"Stop starting {label}?",
-                f"Its files stay on this device. It starts again when you send a message in "
-                f"a chat that uses {label}.", "Stop starting", cancel_label="Keep starting")
-        else:
-            confirmed = await self.page.confirm(
-                f"Cancel the {label} download?",
-                "The files already downloaded are kept, so Resume continues from there.",
-                "Cancel download", cancel_label="Keep downloading")
-        if confirmed:
-            self.models.cancel(key)
+        self.spawn(self.flows.cancel_download(key))
 
     def delete_model(self, key: str) -> None:
-        self.spawn(self._remove_model(key))
-
-    async def _remove_model(self, key: str) -> None:
-        if self.models is None:
-            return
-        label = self.models.spec(key).label
-        freed = self.models.kept_text(key)
-        confirmed = await self.page.confirm(
-            f"Remove {label}'s files from this device?",
-            f"This frees {freed}. Chats that use {label} stay; it can be downloaded again.",
-            "Remove files", cancel_label="Keep files")
-        if not confirmed:
-            return
-        try:
-            await self.models.remove(key)
-        except EngineFailure:
-            self.page.show_alert(f"{label}'s files could not be removed.",
-                                 "The browser's storage didn't answer. Reload the page, then "
-                                 "try again.")
-            return
-        self.page.toast(f"Removed {label}'s files; {freed} is free again.")
+        self.spawn(self.flows.remove_model(key))
 
     # --- Actions (called by the page) ---------------------------------------------
 
@@ -341,98 +298,13 @@ class App:
         self.spawn(self.service.rename(conversation_id, title))
 
     def delete(self, conversation_id: str) -> None:
-        self.spawn(self._delete(conversation_id))
-
-    async def _delete(self, conversation_id: str) -> None:
-        """Delete at once and offer Undo for a few seconds (nothing is asked first: the
-        deletion can be taken back, in every tab)."""
-        service = self.service
-        target = next((c for c in service.box.state.conversations
-                       if c.id == conversation_id), None)
-        if target is None:
-            return
-        was_active = service.box.state.active_id == conversation_id
-        await service.delete(conversation_id)
-        if was_active:
-            js.location.hash = "#/chat"
-            self.page.textarea.focus()
-
-        def undo() -> None:
-            self.spawn(self._undo_delete(conversation_id, target.title, was_active))
-
-        self.page.toast(f"Deleted “{target.title}”.", action="Undo", on_action=undo,
-                        on_expire=lambda: service.forget_deleted(conversation_id),
-                        ms=8000)
-
-    async def _undo_delete(self, conversation_id: str, title: str, was_active: bool) -> None:
-        if not await self.service.undo_delete(conversation_id):
-            self.page.show_alert(f"“{title}” could not be put back.",
-                                 "The browser's storage didn't accept it. Reload the page "
-                                 "to see what is stored.")
-            return
-        if was_active:
-            js.location.hash = conversation_route(conversation_id)
-        self.page.toast(f"“{title}” is back.")
+        self.spawn(self.flows.delete(conversation_id))
 
     def export(self, conversation_id: str | None, markdown: bool = False) -> None:
-        self.spawn(self._export(conversation_id, markdown))
-
-    async def _export(self, conversation_id: str | None, markdown: bool = False) -> None:
-        try:
-            conversations, messages = await self.service.export(conversation_id)
-        except StoreFailure as failure:
-            problem = explain_store_failure(failure)
-            self.page.show_alert("Export failed.", f"{problem.title} {problem.detail}")
-            return
-        if not conversations:
-            self.page.toast("There are no conversations to export yet.")
-            return
-        now_ms = int(time.time() * 1000)
-        if markdown:
-            self.page.download(
-                export_filename(conversations, time.strftime("%Y-%m-%d"), "md"),
-                markdown_document(conversations, messages, now_ms), "text/markdown")
-        else:
-            document = export_document(conversations, messages, now_ms)
-            name = export_filename(conversations, time.strftime("%Y-%m-%d"))
-            self.page.download(name, json.dumps(document, ensure_ascii=False, indent=1))
-        count = len(conversations)
-        kind = " as Markdown" if markdown else ""
-        self.page.toast(f"Exported {count} conversation{'s' if count != 1 else ''}{kind}.")
+        self.spawn(self.flows.export(conversation_id, markdown))
 
     def import_text(self, name: str, text: str) -> None:
-        self.spawn(self._import(name, text))
-
-    async def _import(self, name: str, text: str) -> None:
-        try:
-            bundle = parse_import(text)
-        except ImportProblem as problem:
-            self.page.show_alert(f"“{name}” can't be imported.",
-                                 f"{problem} Nothing was changed.")
-            return
-        existing = {c.id for c in self.service.box.state.conversations}
-        clashes = {c.id for c in bundle.conversations if c.id in existing}
-        if clashes:
-            n = len(clashes)
-            agreed = await self.page.confirm(
-                "Import as copies?",
-                f"{n} of these conversations {'is' if n == 1 else 'are'} already here. "
-                "They will be added as copies; nothing will be overwritten.", "Import copies",
-                cancel_label="Don't import", destructive=False)
-            if not agreed:
-                self.page.toast("Import canceled; nothing was changed.")
-                return
-            bundle = as_copies(bundle, clashes)
-        try:
-            await self.service.import_bundle(bundle.conversations, bundle.messages)
-        except StoreFailure as failure:
-            problem = explain_store_failure(failure)
-            self.page.show_alert(f"“{name}” could not be saved.",
-                                 f"{problem.title} {problem.detail} Nothing was imported.")
-            return
-        count = len(bundle.conversations)
-        self.page.toast(f"Imported {count} conversation{'s' if count != 1 else ''} "
-                        f"({bundle.message_count} messages).")
+        self.spawn(self.flows.import_text(name, text))
 
     @staticmethod
     def _why_no_engine(choice: EngineChoice, gpu: GpuReport) -> UserMessage | None:
